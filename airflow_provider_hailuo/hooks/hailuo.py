@@ -1,0 +1,428 @@
+"""
+HailuoHook: the only place that knows the service's URLs, headers and key.
+
+It subclasses the http provider's ``HttpHook`` for the connection plumbing Airflow users know
+(keep-alive adapter, ``test_connection``), but builds its own session: ``HttpHook`` would default to
+Basic auth and copy every connection extra into the request headers, and neither may happen to an
+API key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import requests
+import tenacity
+from airflow.providers.http.hooks.http import HttpHook
+
+from airflow_provider_hailuo.api import (
+    HailuoAPIError,
+    HailuoAuthError,
+    HailuoDownloadError,
+    HailuoError,
+    HailuoLinkExpiredError,
+    HailuoMalformedAnswerError,
+    HailuoNotFoundError,
+    HailuoSubmitUncertainError,
+    HailuoTransientError,
+    TaskResult,
+    VideoRequest,
+    check_http_url,
+)
+from airflow_provider_hailuo.hooks.async_session import shared_client_session
+from airflow_provider_hailuo.hooks.retry import (
+    SUBMIT_RETRY_STATUSES,
+    is_connect_failure,
+    is_retryable_read,
+    is_retryable_submit,
+    parse_retry_after,
+    retry_kwargs,
+)
+
+DEFAULT_BASE_URL = "https://api.ppinfra.com"
+TASK_RESULT_PATH = "/v3/async/task-result"
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+USER_AGENT = "airflow-provider-hailuo"
+
+log = logging.getLogger(__name__)
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """Adds the key at send time; its repr never shows it (sessions end up in tracebacks)."""
+
+    def __init__(self, api_key: str) -> None:
+        self._api_key = api_key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._api_key}"
+        return request
+
+    def __repr__(self) -> str:
+        return "<BearerAuth ***>"
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What a Hailuo connection resolves to. ``repr`` hides the key."""
+
+    conn_id: str
+    base_url: str
+    api_key: str = field(repr=False)
+    verify: bool | str = True
+
+    @property
+    def auth_header(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def url(self, path: str) -> str:
+        return self.base_url.rstrip("/") + path
+
+    def ssl_for_aiohttp(self) -> ssl.SSLContext | bool:
+        if self.verify is False:
+            return False
+        if isinstance(self.verify, str):
+            return ssl.create_default_context(cafile=self.verify)
+        return True
+
+
+def _verify_setting(extra: Mapping[str, Any]) -> bool | str:
+    """``verify`` extra: true (default), false, or a CA bundle path. Nothing else turns TLS checks off."""
+    value = extra.get("verify", True)
+    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
+        return False
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", ""):
+        return True
+    return value if isinstance(value, bool | str) else True
+
+
+def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
+    """Turn an Airflow connection into settings; one function for the sync and the async path."""
+    host = (conn.host or "").strip() or DEFAULT_BASE_URL
+    if "://" not in host:
+        host = f"{conn.schema or 'https'}://{host}"
+    if conn.port:
+        host = f"{host.rstrip('/')}:{conn.port}"
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HailuoError(f"Connection {conn.conn_id!r}: host {host!r} is not an http(s) base URL")
+    api_key = conn.password or ""
+    if not api_key:
+        raise HailuoAuthError(
+            401,
+            "MISSING_API_KEY",
+            "the connection has no API key: put it in the connection's password field",
+            conn_id=conn.conn_id,
+        )
+    verify = _verify_setting(extra)
+    if verify is False and parts.hostname not in LOOPBACK_HOSTS:
+        log.warning(
+            "Connection %r has verify=false: TLS certificates of %s are NOT checked",
+            conn.conn_id,
+            parts.hostname,
+        )
+    return ConnectionSettings(conn_id=conn.conn_id, base_url=host, api_key=api_key, verify=verify)
+
+
+def error_from_answer(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    task_id: str | None,
+    conn_id: str,
+) -> HailuoAPIError:
+    """Map an error answer to the exception that says what to do about it."""
+    reason, message = "", ""
+    try:
+        data = json.loads(body)
+        if isinstance(data, Mapping):
+            reason = str(data.get("reason") or "")
+            message = str(data.get("message") or "")
+    except ValueError:
+        message = body[:200].decode("utf-8", "replace").strip()
+    if status == 429 or status >= 500:
+        return HailuoTransientError(
+            status,
+            reason,
+            message,
+            task_id,
+            conn_id,
+            retry_after=parse_retry_after(headers.get("Retry-After")),
+        )
+    if status in (401, 403):
+        return HailuoAuthError(status, reason, message, task_id, conn_id)
+    if status == 404:
+        return HailuoNotFoundError(status, reason, message, task_id, conn_id)
+    return HailuoAPIError(status, reason, message, task_id, conn_id)
+
+
+def parse_answer(
+    status: int, headers: Mapping[str, str], body: bytes, *, task_id: str | None, conn_id: str
+) -> dict[str, Any]:
+    """A 2xx JSON object, or the exception the answer means."""
+    if not 200 <= status < 300:
+        raise error_from_answer(status, headers, body, task_id=task_id, conn_id=conn_id)
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise HailuoMalformedAnswerError(f"HTTP {status} answer is not JSON (task_id={task_id})") from None
+    if not isinstance(data, dict):
+        raise HailuoMalformedAnswerError(f"HTTP {status} answer is not a JSON object (task_id={task_id})")
+    return data
+
+
+class HailuoHook(HttpHook):
+    """
+    Talk to the Hailuo-02 API (PPInfra or Novita AI) through an Airflow connection.
+
+    :param hailuo_conn_id: connection of type ``hailuo``: host = base URL, password = API key,
+        extra ``{"verify": false | "/path/ca.pem"}`` only to change TLS verification.
+    :param timeout: (connect, read) seconds for API calls.
+    :param retry_limit: attempts per call, the first included.
+    :param retry_min_wait: first backoff wait in seconds (doubles each time, with jitter).
+    :param retry_max_wait: the longest backoff wait.
+    :param retry_after_cap: the longest ``Retry-After`` that is honoured as given.
+    """
+
+    conn_name_attr = "hailuo_conn_id"
+    default_conn_name = "hailuo_default"
+    conn_type = "hailuo"
+    hook_name = "MiniMax Hailuo"
+    default_host = DEFAULT_BASE_URL
+
+    def __init__(
+        self,
+        hailuo_conn_id: str = default_conn_name,
+        *,
+        timeout: tuple[float, float] = (10.0, 30.0),
+        retry_limit: int = 5,
+        retry_min_wait: float = 1.0,
+        retry_max_wait: float = 30.0,
+        retry_after_cap: float = 120.0,
+    ) -> None:
+        super().__init__(method="GET", http_conn_id=hailuo_conn_id)
+        self.hailuo_conn_id = hailuo_conn_id
+        self.timeout = timeout
+        self.retry_limit = retry_limit
+        self.retry_min_wait = retry_min_wait
+        self.retry_max_wait = retry_max_wait
+        self.retry_after_cap = retry_after_cap
+        self._settings: ConnectionSettings | None = None
+        self._session: requests.Session | None = None
+
+    # ----------------------------------------------------------------------------------------------
+    # connection
+    # ----------------------------------------------------------------------------------------------
+    @property
+    def settings(self) -> ConnectionSettings:
+        """Resolved once per hook with the sync ``get_connection`` (workers only)."""
+        if self._settings is None:
+            conn = self.get_connection(self.hailuo_conn_id)
+            self._settings = connection_settings(conn, conn.extra_dejson)
+            _mask(self._settings.api_key)
+        return self._settings
+
+    async def asettings(self) -> ConnectionSettings:
+        """Resolved once per hook without blocking the event loop (triggerer)."""
+        if self._settings is None:
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
+
+            conn = await get_async_connection(self.hailuo_conn_id, hook=self)
+            self._settings = connection_settings(conn, await get_async_extra_dejson(conn))
+            await _amask(self._settings.api_key)
+        return self._settings
+
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
+        """A keep-alive session carrying the key; connection extras never become headers."""
+        if self._session is None:
+            settings = self.settings
+            self.base_url = settings.base_url
+            session = requests.Session()
+            session.auth = _BearerAuth(settings.api_key)
+            session.verify = settings.verify
+            session.headers["User-Agent"] = USER_AGENT
+            self._session = self._configure_session_from_mount_adapters(session)
+        if headers:
+            self._session.headers.update(headers)
+        return self._session
+
+    @cached_property
+    def _download_session(self) -> requests.Session:
+        """A separate, keyless session: download links are pre-signed storage URLs, not API calls."""
+        session = requests.Session()
+        session.headers["User-Agent"] = USER_AGENT
+        session.verify = self.settings.verify
+        return session
+
+    def _retrying(self, what: str, retryable: Any) -> dict[str, Any]:
+        return retry_kwargs(
+            what,
+            retryable,
+            attempts=self.retry_limit,
+            initial_wait=self.retry_min_wait,
+            max_wait=self.retry_max_wait,
+            retry_after_cap=self.retry_after_cap,
+        )
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        retryable: Any,
+        task_id: str | None = None,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        session = self.get_conn()
+        url = self.settings.url(path)
+        for attempt in tenacity.Retrying(**self._retrying(what, retryable)):
+            with attempt:
+                response = session.request(method, url, params=params, json=body, timeout=self.timeout)
+                return parse_answer(
+                    response.status_code,
+                    response.headers,
+                    response.content,
+                    task_id=task_id,
+                    conn_id=self.hailuo_conn_id,
+                )
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    # ----------------------------------------------------------------------------------------------
+    # the API
+    # ----------------------------------------------------------------------------------------------
+    def submit(self, request: VideoRequest) -> str:
+        """
+        Queue one paid generation and return its task id.
+
+        Retried only while the service provably created nothing (connect failure, 429, 503). After a
+        read timeout, a 500/502/504 or a garbled answer it raises
+        :class:`HailuoSubmitUncertainError` instead: the task may exist and be billed.
+        """
+        path = f"/v3/async/{request.model}"
+        try:
+            data = self._call(
+                "POST", path, what="submit", retryable=is_retryable_submit, body=request.to_body()
+            )
+        except HailuoTransientError as err:
+            if err.status in SUBMIT_RETRY_STATUSES:
+                raise
+            raise _uncertain(f"the service answered HTTP {err.status}") from err
+        except HailuoMalformedAnswerError as err:
+            raise _uncertain(str(err)) from err
+        except requests.RequestException as err:
+            if is_connect_failure(err):
+                raise HailuoError(
+                    f"Could not connect to the Hailuo API ({type(err).__name__}); nothing was submitted"
+                ) from err
+            raise _uncertain(f"{type(err).__name__} after the request was sent") from err
+        task_id = data.get("task_id")
+        if not isinstance(task_id, str) or not task_id:
+            raise _uncertain("the answer carried no task_id")
+        self.log.info("Submitted Hailuo generation (model %s): task_id=%s", request.model, task_id)
+        return task_id
+
+    def get_task_result(self, task_id: str) -> TaskResult:
+        """Read a task once (with retries on transient trouble); for workers."""
+        data = self._call(
+            "GET",
+            TASK_RESULT_PATH,
+            what="task-result",
+            retryable=is_retryable_read,
+            task_id=task_id,
+            params={"task_id": task_id},
+        )
+        return TaskResult.from_json(data, task_id)
+
+    async def aget_task_result(self, task_id: str) -> TaskResult:
+        """The same read for the triggerer: aiohttp on the process-wide session, nothing blocking."""
+        settings = await self.asettings()
+        session = shared_client_session()
+        timeout = aiohttp.ClientTimeout(sock_connect=self.timeout[0], total=sum(self.timeout))
+        async for attempt in tenacity.AsyncRetrying(**self._retrying("task-result", is_retryable_read)):
+            with attempt:
+                async with session.get(
+                    settings.url(TASK_RESULT_PATH),
+                    params={"task_id": task_id},
+                    headers={**settings.auth_header, "User-Agent": USER_AGENT},
+                    ssl=settings.ssl_for_aiohttp(),
+                    timeout=timeout,
+                ) as response:
+                    body = await response.read()
+                    data = parse_answer(
+                        response.status, response.headers, body, task_id=task_id, conn_id=self.hailuo_conn_id
+                    )
+                    return TaskResult.from_json(data, task_id)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    @contextmanager
+    def stream_video(
+        self, url: str, *, timeout: tuple[float, float] = (10.0, 60.0)
+    ) -> Iterator[requests.Response]:
+        """
+        Open a video link for streaming, without the API key.
+
+        A 403 means the pre-signed link expired: :class:`HailuoLinkExpiredError` tells the caller to
+        read the task again for a fresh link.
+        """
+        check_http_url("video_url", url)
+        try:
+            response = self._download_session.get(url, stream=True, timeout=timeout)
+        except requests.RequestException as err:
+            raise HailuoDownloadError(f"Could not open the video link: {type(err).__name__}") from err
+        try:
+            if response.status_code == 403:
+                raise HailuoLinkExpiredError("The video link was refused (403): it has probably expired")
+            if not 200 <= response.status_code < 300:
+                raise HailuoDownloadError(f"The video link answered HTTP {response.status_code}")
+            yield response
+        finally:
+            response.close()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Read a task that does not exist: free, and it proves the host answers and takes the key."""
+        try:
+            self.get_task_result("airflow-connection-test")
+        except HailuoAuthError as err:
+            return False, f"The API refused the key: {err}"
+        except HailuoAPIError as err:
+            if err.status in (400, 404):
+                return True, "Connection OK: the Hailuo API accepted the key"
+            return False, str(err)
+        except Exception as err:
+            return False, f"{type(err).__name__}: {err}"
+        return True, "Connection OK: the Hailuo API accepted the key"
+
+
+def _uncertain(why: str) -> HailuoSubmitUncertainError:
+    return HailuoSubmitUncertainError(
+        f"The Hailuo submission may have been accepted ({why}). It was NOT retried, to avoid paying "
+        "for a second video: check the provider's console for a new task before running this task again."
+    )
+
+
+def _mask(secret: str) -> None:
+    from airflow.sdk.log import mask_secret
+
+    mask_secret(secret)
+
+
+async def _amask(secret: str) -> None:
+    from airflow.sdk.log import amask_secret
+
+    await amask_secret(secret)

@@ -1,0 +1,153 @@
+"""
+Landing a video stream in object storage so that nobody ever sees half of it.
+
+fsspec commits a file on ``close()`` even when an exception is raised inside ``with open(...)``,
+so "write, then hope" leaves truncated objects behind. Here every write is explicitly committed
+only after its length and signature checked out, and discarded otherwise:
+
+- local disks: write a hidden ``.part`` sibling, then ``rename`` it over the target (atomic on one
+  filesystem; fsspec's own local transaction writes to /tmp and *copies* across filesystems);
+- object stores (S3, GCS, ...): open with ``autocommit=False``, so the object (a multipart upload)
+  only appears on ``commit()``, and ``discard()`` aborts it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any
+
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_hailuo.api import HailuoDownloadError
+
+log = logging.getLogger(__name__)
+
+LOCAL_PROTOCOLS = ("file", "local", "")
+#: Object-store upload part size: the memory a write holds at most, whatever the video's size.
+UPLOAD_BLOCK_SIZE = 8 * 2**20
+MP4_SIGNATURE_OFFSET = slice(4, 8)
+
+
+def looks_like_mp4(head: bytes) -> bool:
+    """ISO-BMFF files start with a box whose type (bytes 4..8) is ``ftyp``."""
+    return head[MP4_SIGNATURE_OFFSET] == b"ftyp"
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    uri: str
+    bytes: int
+    sha256: str
+
+
+def _protocol(path: ObjectStoragePath) -> str:
+    protocol = path.protocol
+    return protocol[0] if isinstance(protocol, tuple | list) else (protocol or "")
+
+
+@contextmanager
+def open_uncommitted(path: ObjectStoragePath) -> Iterator[tuple[IO[bytes], Any]]:
+    """
+    Yield ``(file, commit)``: the object appears at ``path`` only if ``commit()`` is called.
+
+    Leaving the block without committing (or with an exception) throws the written bytes away.
+    """
+    committed = False
+    if _protocol(path) in LOCAL_PROTOCOLS:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.part"
+        handle = part.open("wb")
+
+        def commit() -> None:
+            nonlocal committed
+            handle.close()
+            part.rename(path)
+            committed = True
+
+        try:
+            yield handle, commit
+        finally:
+            if not committed:
+                handle.close()
+                part.unlink(missing_ok=True)
+        return
+
+    remote = path.fs.open(path.path, "wb", autocommit=False, block_size=UPLOAD_BLOCK_SIZE)
+
+    def commit_remote() -> None:
+        nonlocal committed
+        remote.close()
+        remote.commit()
+        committed = True
+
+    try:
+        yield remote, commit_remote
+    finally:
+        if not committed:
+            try:
+                remote.close()
+            finally:
+                remote.discard()
+
+
+def sha256_of(path: ObjectStoragePath, chunk_size: int = 2**20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def land_stream(
+    chunks: Iterable[bytes],
+    destination: ObjectStoragePath,
+    *,
+    expected_bytes: int | None,
+    overwrite: bool,
+) -> LandedFile:
+    """
+    Write ``chunks`` to ``destination``, hashing and counting on the way; commit only a whole MP4.
+
+    With ``overwrite=False`` an existing object is kept when its content is identical (the task
+    succeeds, idempotent reruns) and refused when it differs.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    existed = destination.exists()
+    if existed and not overwrite:
+        log.info("%s exists; downloading to compare before deciding", destination)
+    with open_uncommitted(destination) as (handle, commit):
+        for chunk in chunks:
+            if not chunk:
+                continue
+            if len(head) < 12:
+                head += chunk[: 12 - len(head)]
+                if len(head) >= 12 and not looks_like_mp4(head):
+                    raise HailuoDownloadError(
+                        "The downloaded file is not an MP4 (no `ftyp` box at its start)"
+                    )
+            digest.update(chunk)
+            size += len(chunk)
+            handle.write(chunk)
+        if size == 0 or not looks_like_mp4(head):
+            raise HailuoDownloadError(f"The downloaded file is not an MP4 ({size} bytes received)")
+        if expected_bytes is not None and size != expected_bytes:
+            raise HailuoDownloadError(
+                f"The download was cut short: {size} of {expected_bytes} bytes received (Content-Length)"
+            )
+        sha256 = digest.hexdigest()
+        if existed and not overwrite:
+            if sha256_of(destination) != sha256:
+                raise HailuoDownloadError(
+                    f"{destination} already exists with different content; set overwrite=True to replace it"
+                )
+            log.info("%s already holds this exact video; kept as is", destination)
+        else:
+            commit()
+    return LandedFile(uri=str(destination), bytes=size, sha256=sha256)

@@ -1,0 +1,150 @@
+"""
+HailuoTaskTrigger: waits for a generation in the triggerer, so no worker slot is held meanwhile.
+
+Unlike the pattern it follows (the dbt Cloud trigger), it polls through one process-wide HTTP
+session, paces itself by the service's own ``eta``, and treats a failed poll as a missed poll, not a
+failed video: only the deadline, a finished task, or an error that cannot heal (bad key, unknown
+task) ends the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from functools import cached_property
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_hailuo.api import HailuoAPIError, TaskResult
+from airflow_provider_hailuo.hooks.hailuo import HailuoHook
+from airflow_provider_hailuo.hooks.retry import is_retryable_read
+
+
+def next_poll_delay(eta: int | None, min_interval: float, max_interval: float) -> float:
+    """
+    How long to sleep before the next read.
+
+    The service says how many seconds are left; sleeping that long (within bounds) costs about one
+    poll per video instead of one per ``min_interval``, and polling again ``min_interval`` later
+    if it is not quite done keeps the lateness under ``min_interval``.
+    """
+    if eta is None or eta <= 0:
+        return min_interval
+    return float(min(max(eta, min_interval), max_interval))
+
+
+class HailuoTaskTrigger(BaseTrigger):
+    """
+    Poll ``task-result`` until the task finishes or ``deadline`` (a UNIX timestamp) passes.
+
+    Fires exactly one event whose payload has ``status`` one of ``success`` (with ``result``, the
+    task result as a JSON dict), ``failed`` (with ``reason``), ``timeout`` or ``error`` (with
+    ``message``). The kwargs are ids, bounds and times only: never a key or a header.
+
+    :param hailuo_task_id: the service's task id.
+    :param hailuo_conn_id: the Airflow connection to resolve (in the triggerer, asynchronously).
+    :param deadline: absolute UNIX time at which to give up; survives a move to another triggerer.
+    :param poll_interval: shortest pause between reads (and the longest lateness after SUCCEED).
+    :param max_poll_interval: longest pause, however large the service's ``eta``.
+    :param started_at: UNIX time the wait began, to report the elapsed time.
+    """
+
+    def __init__(
+        self,
+        hailuo_task_id: str,
+        deadline: float,
+        hailuo_conn_id: str = HailuoHook.default_conn_name,
+        poll_interval: float = 10.0,
+        max_poll_interval: float = 60.0,
+        started_at: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.hailuo_task_id = hailuo_task_id
+        self.hailuo_conn_id = hailuo_conn_id
+        self.deadline = float(deadline)
+        self.poll_interval = float(poll_interval)
+        self.max_poll_interval = max(float(max_poll_interval), self.poll_interval)
+        self.started_at = float(started_at) if started_at is not None else time.time()
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "hailuo_task_id": self.hailuo_task_id,
+                "hailuo_conn_id": self.hailuo_conn_id,
+                "deadline": self.deadline,
+                "poll_interval": self.poll_interval,
+                "max_poll_interval": self.max_poll_interval,
+                "started_at": self.started_at,
+            },
+        )
+
+    @cached_property
+    def hook(self) -> HailuoHook:
+        # Retry a read a few times quickly; beyond that the loop below waits and reads again.
+        return HailuoHook(
+            self.hailuo_conn_id,
+            retry_limit=3,
+            retry_min_wait=min(1.0, self.poll_interval),
+            retry_max_wait=self.poll_interval,
+            retry_after_cap=self.max_poll_interval,
+        )
+
+    def _event(self, status: str, **payload: Any) -> TriggerEvent:
+        return TriggerEvent({"status": status, "task_id": self.hailuo_task_id, **payload})
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        last: TaskResult | None = None
+        missed_polls = 0
+        while True:
+            try:
+                last = await self.hook.aget_task_result(self.hailuo_task_id)
+                missed_polls = 0
+            except Exception as err:
+                if not is_retryable_read(err):
+                    self.log.error("Hailuo task %s: cannot be read: %s", self.hailuo_task_id, err)
+                    yield self._event("error", message=str(err), fatal=isinstance(err, HailuoAPIError))
+                    return
+                missed_polls += 1
+                self.log.warning(
+                    "Hailuo task %s: poll failed (%s: %s), %d in a row; polling again",
+                    self.hailuo_task_id,
+                    type(err).__name__,
+                    err,
+                    missed_polls,
+                )
+            else:
+                if last.succeeded:
+                    self.log.info("Hailuo %s", last.describe())
+                    yield self._event("success", result=last.to_xcom())
+                    return
+                if last.failed:
+                    self.log.error("Hailuo %s: %s", last.describe(), last.reason)
+                    yield self._event("failed", reason=last.reason, result=last.to_xcom())
+                    return
+                if last.known_status:
+                    self.log.info("Hailuo %s", last.describe())
+                else:
+                    self.log.warning("Hailuo %s (unknown status, still waiting)", last.describe())
+
+            now = time.time()
+            if now >= self.deadline:
+                elapsed = now - self.started_at
+                status = last.status if last else "never read"
+                yield self._event(
+                    "timeout",
+                    message=f"Hailuo task {self.hailuo_task_id} not finished after {elapsed:.0f}s "
+                    f"(last status: {status})",
+                    last_status=status,
+                    elapsed=elapsed,
+                )
+                return
+            if missed_polls:
+                delay = min(self.poll_interval * 2 ** (missed_polls - 1), self.max_poll_interval)
+            else:
+                delay = next_poll_delay(
+                    last.eta if last else None, self.poll_interval, self.max_poll_interval
+                )
+            await asyncio.sleep(max(0.0, min(delay, self.deadline - now)))
