@@ -254,6 +254,15 @@ def coerce_rendered(name: str, value: Any) -> Any:
     return value
 
 
+def looks_like_mp4(first_bytes: bytes) -> bool:
+    """
+    Whether a body starts like an MP4: an ISO-BMFF file opens with an ``ftyp`` box (bytes 4..8).
+
+    Catches the classic failure of a download: an HTML error page or proxy page served with a 200.
+    """
+    return len(first_bytes) >= 8 and bytes(first_bytes[4:8]) == b"ftyp"
+
+
 # --------------------------------------------------------------------------------------------------
 # Task results
 # --------------------------------------------------------------------------------------------------

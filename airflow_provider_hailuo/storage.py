@@ -23,19 +23,13 @@ from typing import IO, Any
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_hailuo.api import HailuoDownloadError
+from airflow_provider_hailuo.api import HailuoDownloadError, looks_like_mp4
 
 log = logging.getLogger(__name__)
 
 LOCAL_PROTOCOLS = ("file", "local", "")
 #: Object-store upload part size: the memory a write holds at most, whatever the video's size.
 UPLOAD_BLOCK_SIZE = 8 * 2**20
-MP4_SIGNATURE_OFFSET = slice(4, 8)
-
-
-def looks_like_mp4(head: bytes) -> bool:
-    """ISO-BMFF files start with a box whose type (bytes 4..8) is ``ftyp``."""
-    return head[MP4_SIGNATURE_OFFSET] == b"ftyp"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from airflow_provider_hailuo.sensors.hailuo import HailuoTaskSensor
 PROMPTS_FILE = Path(__file__).with_name("prompts.txt")
 #: Shortest pause between status reads; the sensor otherwise paces itself by the service's eta.
 POLL_INTERVAL = float(os.environ.get("HAILUO_POLL_INTERVAL", "10"))
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("HAILUO_RETRY_DELAY_SECONDS", "30")))
 
 with DAG(
     dag_id="hailuo_daily_content",
@@ -34,7 +35,7 @@ with DAG(
     max_active_runs=1,
     tags=["hailuo", "video"],
     doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={"retries": 2, "retry_delay": RETRY_DELAY},
     params={
         "prompts": Param([], type="array", items={"type": "string"}, description="Empty: prompts.txt"),
         "duration": Param(6, enum=[6, 10]),

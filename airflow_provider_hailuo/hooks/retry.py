@@ -81,7 +81,7 @@ class wait_retry_after_or_backoff(tenacity.wait.wait_base):
     """Honour the service's ``Retry-After`` (capped); otherwise exponential backoff with jitter."""
 
     def __init__(self, initial: float, maximum: float, retry_after_cap: float) -> None:
-        self.backoff = tenacity.wait_exponential_jitter(initial=initial, max=maximum)
+        self.backoff = tenacity.wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
         self.retry_after_cap = retry_after_cap
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:

@@ -1,0 +1,86 @@
+"""
+Shared fixtures. Airflow is configured here, before anything imports it: a private AIRFLOW_HOME with
+a SQLite database, and two DAG bundles (the example DAGs users copy, and the test DAGs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_DAGS = Path(__file__).resolve().parent / "dags"
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="hailuo-airflow-home-"))
+
+os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+    [
+        {
+            "name": "examples",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(REPO / "dags"), "refresh_interval": 0},
+        },
+        {
+            "name": "tests",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(TEST_DAGS), "refresh_interval": 0},
+        },
+    ]
+)
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
+os.environ.setdefault("HAILUO_POLL_INTERVAL", "0.2")
+os.environ.setdefault("HAILUO_RETRY_DELAY_SECONDS", "0")
+
+from airflow_provider_hailuo.emulator.server import EmulatorServer  # noqa: E402
+
+EMULATOR_KEY = "emulator-test-key-9f3c2a"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated metadata database, once per session (dag.test() needs one)."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+    return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[EmulatorServer]:
+    with EmulatorServer(api_key=EMULATOR_KEY, queue_seconds=0.2, generation_seconds=0.6) as server:
+        yield server
+
+
+@pytest.fixture
+def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
+    """The session's emulator, with counters, faults and tasks cleared for this test."""
+    emulator_server.reset()
+    emulator_server.configure(
+        queue_seconds=0.2, generation_seconds=0.6, link_ttl_seconds=3600, time_scale=1.0
+    )
+    yield emulator_server
+    emulator_server.reset()
+
+
+def hailuo_conn_uri(url: str, key: str) -> str:
+    return json.dumps({"conn_type": "hailuo", "host": url, "password": key})
+
+
+@pytest.fixture
+def hailuo_conn(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+    """`hailuo_default` points at the emulator (the environment-variable form users use too)."""
+    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(emulator.url, EMULATOR_KEY))
+    return emulator

@@ -1,0 +1,120 @@
+"""The example DAGs end to end with dag.test() against the emulator over loopback, into file:// ."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from tests.support.airflow_runs import example_dag, run_dag
+
+PROMPTS = ["a lighthouse in a storm", "a koi pond in autumn", "a robot watering plants"]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def landed_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def destination(tmp_path: Path) -> Path:
+    return tmp_path / "videos"
+
+
+def daily(destination: Path, **conf):
+    return run_dag(
+        example_dag("hailuo_daily_content"),
+        {"prompts": PROMPTS, "destination": destination.as_uri() + "/", **conf},
+    )
+
+
+def test_daily_content_lands_every_video_with_the_reported_sha256(airflow_db, hailuo_conn, destination):
+    outcome = daily(destination)
+    assert outcome.state == "success"
+    downloads = outcome.values("generate.download")
+    assert len(downloads) == len(PROMPTS)
+    for landed in downloads:
+        path = Path(landed["uri"].removeprefix("file://"))
+        assert path.is_file()
+        assert path.stat().st_size == landed["bytes"]
+        assert sha256(path) == landed["sha256"]
+        assert path.name == f"{landed['task_id']}.mp4"
+        assert path.read_bytes()[4:8] == b"ftyp"
+        assert landed["content_type"] == "video/mp4"
+    assert len(landed_files(destination)) == len(PROMPTS)  # no .part leftovers
+    submitted = outcome.values("generate.submit")
+    assert sorted(submitted) == sorted(d["task_id"] for d in downloads)
+    results = outcome.values("generate.wait")
+    assert {r["status"] for r in results} == {"TASK_STATUS_SUCCEED"}
+    counters = hailuo_conn.counters()
+    assert counters["submits"] == len(PROMPTS)  # exactly one paid submit per mapped instance
+    assert counters["download_auth_headers"] == 0
+
+
+def test_failed_generation_fails_the_sensor_with_the_reason_and_no_retry(
+    airflow_db, hailuo_conn, destination, capfd
+):
+    hailuo_conn.add_fault(
+        endpoint="submit", action="fail_generation", reason="NSFW content detected", count=1
+    )
+    outcome = daily(destination, prompts=["one prompt"])
+    assert outcome.state == "failed"
+    assert outcome.states("generate.wait") == ["failed"]
+    assert outcome.tries("generate.wait") == [1]  # retries=2 in the DAG, yet not retried
+    assert outcome.states("generate.download") == ["upstream_failed"]
+    assert "NSFW content detected" in capfd.readouterr().out
+    assert hailuo_conn.counters()["submits"] == 1
+    assert landed_files(destination) == []
+
+
+def test_expired_link_is_renewed_and_the_video_lands(airflow_db, hailuo_conn, destination):
+    hailuo_conn.add_fault(endpoint="download", action="expire", count=1)
+    outcome = daily(destination, prompts=["one prompt"])
+    assert outcome.state == "success"
+    assert outcome.tries("generate.download") == [1]  # renewed inside the try, not by a retry
+    assert hailuo_conn.counters()["downloads"] == 2
+    assert len(landed_files(destination)) == 1
+
+
+def test_cut_download_leaves_nothing_at_the_destination(airflow_db, hailuo_conn, destination):
+    hailuo_conn.add_fault(endpoint="download", action="cut", count=-1)
+    outcome = daily(destination, prompts=["one prompt"])
+    assert outcome.state == "failed"
+    assert outcome.states("generate.download") == ["failed"]
+    assert landed_files(destination) == []
+    assert hailuo_conn.counters()["submits"] == 1
+
+
+def test_cut_download_then_retry_lands_a_whole_file(airflow_db, hailuo_conn, destination):
+    hailuo_conn.add_fault(endpoint="download", action="cut", count=1)
+    outcome = daily(destination, prompts=["one prompt"])
+    assert outcome.state == "success"
+    assert outcome.tries("generate.download") == [2]
+    (landed,) = outcome.values("generate.download")
+    path = Path(landed["uri"].removeprefix("file://"))
+    assert sha256(path) == landed["sha256"]
+    assert landed_files(destination) == [path]
+
+
+def test_bad_parameters_fail_before_any_submit(airflow_db, hailuo_conn, destination, capfd):
+    outcome = daily(destination, prompts=["p"], duration=10, resolution="1080P")
+    assert outcome.state == "failed"
+    assert outcome.states("generate.submit") == ["failed"]
+    assert outcome.tries("generate.submit") == [1]  # a rule break is not retried
+    assert "`resolution` 1080P is not available for 10 s videos" in capfd.readouterr().out
+    counters = hailuo_conn.counters()
+    assert counters["submit_requests"] == 0
+
+
+def test_image_to_video_dag(airflow_db, hailuo_conn, destination):
+    outcome = run_dag(
+        example_dag("hailuo_image_to_video"),
+        {"image_url": "https://images.example.com/cat.jpg", "destination": destination.as_uri() + "/"},
+    )
+    assert outcome.state == "success"
+    (landed,) = outcome.values("download")
+    assert sha256(Path(landed["uri"].removeprefix("file://"))) == landed["sha256"]

@@ -1,0 +1,143 @@
+"""HailuoTaskTrigger against the emulator: events, serialization, pacing, and no blocking calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from airflow_provider_hailuo.api import VideoRequest
+from airflow_provider_hailuo.hooks.async_session import close_shared_client_session
+from airflow_provider_hailuo.hooks.hailuo import HailuoHook
+from airflow_provider_hailuo.triggers.hailuo import HailuoTaskTrigger, next_poll_delay
+
+
+def submit(prompt: str = "p") -> str:
+    return HailuoHook().submit(VideoRequest(prompt=prompt))
+
+
+async def first_event(trigger: HailuoTaskTrigger):
+    try:
+        async for event in trigger.run():
+            return event.payload
+    finally:
+        await close_shared_client_session()
+    raise AssertionError("trigger ended without an event")
+
+
+def run_trigger(trigger: HailuoTaskTrigger, *, debug: bool = False):
+    loop = asyncio.new_event_loop()
+    if debug:
+        loop.set_debug(True)
+        loop.slow_callback_duration = 0.05
+    try:
+        return loop.run_until_complete(first_event(trigger))
+    finally:
+        loop.close()
+
+
+def make_trigger(task_id: str, **kwargs) -> HailuoTaskTrigger:
+    kwargs.setdefault("deadline", time.time() + 30)
+    kwargs.setdefault("poll_interval", 0.1)
+    kwargs.setdefault("max_poll_interval", 1.0)
+    return HailuoTaskTrigger(hailuo_task_id=task_id, **kwargs)
+
+
+def test_fires_success_with_the_result(hailuo_conn):
+    task_id = submit()
+    event = run_trigger(make_trigger(task_id))
+    assert event["status"] == "success"
+    assert event["result"]["task_id"] == task_id
+    assert event["result"]["videos"][0]["video_url"].startswith("http://127.0.0.1")
+
+
+def test_fires_failed_with_the_service_reason(hailuo_conn):
+    hailuo_conn.add_fault(endpoint="submit", action="fail_generation", reason="prompt rejected by moderation")
+    event = run_trigger(make_trigger(submit()))
+    assert event["status"] == "failed"
+    assert event["reason"] == "prompt rejected by moderation"
+
+
+def test_times_out_at_the_absolute_deadline_with_last_status(hailuo_conn):
+    hailuo_conn.configure(generation_seconds=30)
+    started = time.time()
+    event = run_trigger(make_trigger(submit(), deadline=started + 1.0, started_at=started))
+    assert event["status"] == "timeout"
+    assert event["last_status"] in ("TASK_STATUS_QUEUED", "TASK_STATUS_PROCESSING")
+    assert "not finished after 1s" in event["message"]
+    assert 0.9 <= time.time() - started < 5
+
+
+def test_missed_polls_do_not_fail_the_wait(hailuo_conn):
+    task_id = submit()
+    # 3 attempts per read in the trigger's hook: 7 errors = two whole reads missed, then success.
+    hailuo_conn.add_fault(endpoint="task_result", action="status", status=503, count=7)
+    event = run_trigger(make_trigger(task_id))
+    assert event["status"] == "success"
+    assert hailuo_conn.counters()["status_503"] == 7
+
+
+def test_unknown_task_is_a_fatal_error(hailuo_conn):
+    event = run_trigger(make_trigger("does-not-exist"))
+    assert event["status"] == "error" and event["fatal"] is True
+    assert "does-not-exist" in event["message"]
+
+
+def test_serialize_round_trip_resumes_with_the_same_deadline(hailuo_conn):
+    deadline = time.time() + 600
+    original = make_trigger("abc", deadline=deadline, hailuo_conn_id="my_conn", started_at=deadline - 700)
+    classpath, kwargs = original.serialize()
+    assert classpath == "airflow_provider_hailuo.triggers.hailuo.HailuoTaskTrigger"
+    assert set(kwargs) == {
+        "hailuo_task_id",
+        "hailuo_conn_id",
+        "deadline",
+        "poll_interval",
+        "max_poll_interval",
+        "started_at",
+    }
+    rebuilt = HailuoTaskTrigger(**kwargs)
+    assert rebuilt.serialize() == original.serialize()
+    assert rebuilt.deadline == deadline
+
+
+def test_kwargs_hold_no_secret(hailuo_conn):
+    _, kwargs = make_trigger(submit()).serialize()
+    assert hailuo_conn.api_key not in repr(kwargs)
+
+
+def test_no_blocking_call_in_the_event_loop(hailuo_conn, caplog):
+    task_id = submit()
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        event = run_trigger(make_trigger(task_id), debug=True)
+    assert event["status"] == "success"
+    slow = [r.getMessage() for r in caplog.records if r.name == "asyncio" and "took" in r.getMessage()]
+    assert slow == []
+
+
+def test_many_triggers_share_one_connection_pool(hailuo_conn):
+    task_ids = [submit(f"p{i}") for i in range(20)]
+
+    async def all_events():
+        try:
+            return await asyncio.gather(*(first_event_no_close(make_trigger(t)) for t in task_ids))
+        finally:
+            await close_shared_client_session()
+
+    events = asyncio.run(all_events())
+    assert [e["status"] for e in events] == ["success"] * 20
+
+
+async def first_event_no_close(trigger):
+    async for event in trigger.run():
+        return event.payload
+
+
+@pytest.mark.parametrize(
+    ("eta", "expected"),
+    [(None, 5.0), (0, 5.0), (3, 5.0), (30, 30.0), (500, 60.0)],
+)
+def test_next_poll_delay_follows_eta_within_bounds(eta, expected):
+    assert next_poll_delay(eta, 5.0, 60.0) == expected
