@@ -44,6 +44,15 @@ def _protocol(path: ObjectStoragePath) -> str:
     return protocol[0] if isinstance(protocol, tuple | list) else (protocol or "")
 
 
+def plain_uri(path: ObjectStoragePath) -> str:
+    """``s3://bucket/key`` without the ``conn_id@`` that ``str(ObjectStoragePath)`` embeds."""
+    protocol = _protocol(path) or "file"
+    location = path.path
+    if protocol in LOCAL_PROTOCOLS:
+        return f"file://{location}"
+    return f"{protocol}://{location}"
+
+
 @contextmanager
 def open_uncommitted(path: ObjectStoragePath) -> Iterator[tuple[IO[bytes], Any]]:
     """
@@ -144,4 +153,4 @@ def land_stream(
             log.info("%s already holds this exact video; kept as is", destination)
         else:
             commit()
-    return LandedFile(uri=str(destination), bytes=size, sha256=sha256)
+    return LandedFile(uri=plain_uri(destination), bytes=size, sha256=sha256)

@@ -84,3 +84,20 @@ def hailuo_conn(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Em
     """`hailuo_default` points at the emulator (the environment-variable form users use too)."""
     monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(emulator.url, EMULATOR_KEY))
     return emulator
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    from tests.support.s3 import moto_s3_server
+
+    with moto_s3_server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the loopback S3 server, reachable through the `hailuo_test_s3` connection."""
+    import uuid
+
+    monkeypatch.setenv(f"AIRFLOW_CONN_{s3_server.conn_id.upper()}", s3_server.conn_json())
+    return s3_server.create_bucket(f"videos-{uuid.uuid4().hex[:10]}")

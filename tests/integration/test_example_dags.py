@@ -118,3 +118,42 @@ def test_image_to_video_dag(airflow_db, hailuo_conn, destination):
     assert outcome.state == "success"
     (landed,) = outcome.values("download")
     assert sha256(Path(landed["uri"].removeprefix("file://"))) == landed["sha256"]
+
+
+def test_daily_content_into_s3(airflow_db, hailuo_conn, s3_server, s3_bucket):
+    outcome = run_dag(
+        example_dag("hailuo_daily_content"),
+        {
+            "prompts": PROMPTS[:2],
+            "destination": f"s3://{s3_bucket}/daily/",
+            "storage_conn_id": s3_server.conn_id,
+        },
+    )
+    assert outcome.state == "success"
+    downloads = outcome.values("generate.download")
+    keys = s3_server.keys(s3_bucket)
+    assert len(keys) == 2
+    for landed in downloads:
+        key = landed["uri"].removeprefix(f"s3://{s3_bucket}/")
+        assert key in keys and key.startswith("daily/")
+        body = s3_server.read(s3_bucket, key)
+        assert hashlib.sha256(body).hexdigest() == landed["sha256"]
+        assert len(body) == landed["bytes"]
+    assert hailuo_conn.counters()["submits"] == 2
+
+
+@pytest.mark.parametrize("action", ["cut", "wrong_length", "not_mp4"])
+def test_bad_download_leaves_nothing_in_s3_and_a_rerun_lands_it(
+    airflow_db, hailuo_conn, s3_server, s3_bucket, action
+):
+    hailuo_conn.add_fault(endpoint="download", action=action, count=-1)
+    conf = {"prompts": ["p"], "destination": f"s3://{s3_bucket}/daily/", "storage_conn_id": s3_server.conn_id}
+    outcome = run_dag(example_dag("hailuo_daily_content"), conf)
+    assert outcome.state == "failed"
+    assert outcome.states("generate.download") == ["failed"]
+    assert s3_server.keys(s3_bucket) == []
+    assert s3_server.multipart_uploads(s3_bucket) == []
+    hailuo_conn.clear_faults()
+    rerun = run_dag(example_dag("hailuo_daily_content"), conf)
+    assert rerun.state == "success"
+    assert len(s3_server.keys(s3_bucket)) == 1
