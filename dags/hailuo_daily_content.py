@@ -71,6 +71,7 @@ with DAG(
             task_id="wait",
             hailuo_task_id=submit.output,
             poll_interval=POLL_INTERVAL,
+            deferrable=True,  # wait in the triggerer: no worker slot held while the video renders
             timeout=3600,
         )
         download = HailuoDownloadVideoOperator(

@@ -50,6 +50,7 @@ with DAG(
         task_id="wait",
         hailuo_task_id=submit.output,
         poll_interval=float(os.environ.get("HAILUO_POLL_INTERVAL", "10")),
+        deferrable=True,
     )
     download = HailuoDownloadVideoOperator(
         task_id="download",

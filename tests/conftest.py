@@ -75,8 +75,9 @@ def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
     emulator_server.reset()
 
 
-def hailuo_conn_uri(url: str, key: str) -> str:
-    return json.dumps({"conn_type": "hailuo", "host": url, "password": key})
+def hailuo_conn_uri(url: str, key: str, extra: dict | None = None) -> str:
+    """The JSON form of AIRFLOW_CONN_HAILUO_DEFAULT."""
+    return json.dumps({"conn_type": "hailuo", "host": url, "password": key, "extra": extra or {}})
 
 
 @pytest.fixture

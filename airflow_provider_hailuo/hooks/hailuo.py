@@ -78,6 +78,8 @@ class ConnectionSettings:
     base_url: str
     api_key: str = field(repr=False)
     verify: bool | str = True
+    #: Read timeout for API calls from the connection's ``timeout`` extra, if set.
+    timeout: float | None = None
 
     @property
     def auth_header(self) -> dict[str, str]:
@@ -129,7 +131,14 @@ def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettin
             conn.conn_id,
             parts.hostname,
         )
-    return ConnectionSettings(conn_id=conn.conn_id, base_url=host, api_key=api_key, verify=verify)
+    timeout = extra.get("timeout")
+    try:
+        read_timeout = float(timeout) if timeout not in (None, "") else None
+    except (TypeError, ValueError):
+        raise HailuoError(f"Connection {conn.conn_id!r}: extra `timeout` must be a number of seconds") from None
+    return ConnectionSettings(
+        conn_id=conn.conn_id, base_url=host, api_key=api_key, verify=verify, timeout=read_timeout
+    )
 
 
 def error_from_answer(
@@ -186,7 +195,8 @@ class HailuoHook(HttpHook):
 
     :param hailuo_conn_id: connection of type ``hailuo``: host = base URL, password = API key,
         extra ``{"verify": false | "/path/ca.pem"}`` only to change TLS verification.
-    :param timeout: (connect, read) seconds for API calls.
+    :param timeout: (connect, read) seconds for API calls; default (10, the connection's ``timeout``
+        extra or 30).
     :param retry_limit: attempts per call, the first included.
     :param retry_min_wait: first backoff wait in seconds (doubles each time, with jitter).
     :param retry_max_wait: the longest backoff wait.
@@ -203,7 +213,7 @@ class HailuoHook(HttpHook):
         self,
         hailuo_conn_id: str = default_conn_name,
         *,
-        timeout: tuple[float, float] = (10.0, 30.0),
+        timeout: tuple[float, float] | None = None,
         retry_limit: int = 5,
         retry_min_wait: float = 1.0,
         retry_max_wait: float = 30.0,
@@ -211,7 +221,7 @@ class HailuoHook(HttpHook):
     ) -> None:
         super().__init__(method="GET", http_conn_id=hailuo_conn_id)
         self.hailuo_conn_id = hailuo_conn_id
-        self.timeout = timeout
+        self._timeout = timeout
         self.retry_limit = retry_limit
         self.retry_min_wait = retry_min_wait
         self.retry_max_wait = retry_max_wait
@@ -259,6 +269,14 @@ class HailuoHook(HttpHook):
         if headers:
             self._session.headers.update(headers)
         return self._session
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """(connect, read) seconds: the hook's argument, else the connection's ``timeout`` extra."""
+        if self._timeout is not None:
+            return self._timeout
+        read = self._settings.timeout if self._settings and self._settings.timeout else 30.0
+        return (10.0, read)
 
     @cached_property
     def _download_session(self) -> requests.Session:

@@ -141,13 +141,13 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
     def is_job_succeeded(self, status: str) -> bool:
         return status == TaskStatus.SUCCEED
 
-    # The mixin returns this method's value when a retry reconnects to a running task: the task id.
+    # The mixin calls this after a fresh submit and when a retry reconnects to a running task, and
+    # returns its value in the second case: so it returns the task id, which becomes the XCom.
     def poll_until_complete(self, external_id: Any, context: Any) -> str:  # type: ignore[override]
-        self.log.info("Hailuo task_id=%s (reused from an earlier try)", external_id)
+        self.log.info("Hailuo task_id=%s", external_id)
         return str(external_id)
 
     def get_job_result(self, external_id: Any, context: Any) -> str:
-        self.log.info("Hailuo task_id=%s", external_id)
         return str(external_id)
 
 

@@ -26,16 +26,19 @@ class HailuoTaskSensor(BaseSensorOperator):
     """
     Wait for a Hailuo task and return its result (``{"task_id", "status", "videos": [...], ...}``).
 
-    Deferrable by default: one read on the worker, then the wait moves to the triggerer. A failed
-    generation fails the task without retries (a retry would pay for the same failure); a timeout
-    reports the elapsed time and the last status.
+    Deferrable: one read on the worker, then the wait moves to the triggerer, so thousands of
+    waiting videos hold no worker slot. A failed generation fails the task without retries (a retry
+    would pay for the same failure); a timeout reports the elapsed time and the last status.
 
     :param hailuo_task_id: the service's task id (templated; usually the submit task's XCom).
     :param hailuo_conn_id: the ``hailuo`` connection.
     :param poll_interval: shortest pause between reads, in seconds.
     :param max_poll_interval: longest pause between reads when the service's ``eta`` is large.
     :param timeout: give up after this many seconds (default one hour).
-    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``, else True).
+    :param deferrable: wait in the triggerer. Default: ``[operators] default_deferrable`` (True when
+        the option is absent). Stock Airflow sets that option to False, so pass ``deferrable=True``
+        or set ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE=true`` deployment-wide (the example DAGs
+        pass it) unless a worker slot per waiting video is what you want.
     """
 
     template_fields: Sequence[str] = ("hailuo_task_id",)

@@ -10,16 +10,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 
 
-def load_dag(path: Path, dag_id: str):
-    spec = importlib.util.spec_from_file_location(f"_dag_{dag_id}", path)
+def load_dag(path: Path, attr: str = "dag"):
+    """The DAG object named ``attr`` in the file at ``path`` (which must sit in a DAG bundle)."""
+    spec = importlib.util.spec_from_file_location(f"_dags_{path.stem}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.dag
+    return getattr(module, attr)
 
 
 def example_dag(dag_id: str):
-    return load_dag(REPO / "dags" / f"{dag_id}.py", dag_id)
+    return load_dag(REPO / "dags" / f"{dag_id}.py")
 
 
 @dataclass

@@ -1,0 +1,41 @@
+"""DAGs only the tests run: a crash right after the paid submit, and plain dynamic task mapping."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG
+
+from airflow_provider_hailuo.operators.hailuo import HailuoSubmitVideoOperator
+from airflow_provider_hailuo.sensors.hailuo import HailuoTaskSensor
+
+
+class SubmitThenCrashOnFirstTry(HailuoSubmitVideoOperator):
+    """Dies on its first try right after the submit was paid for, as a worker killed there would."""
+
+    def poll_until_complete(self, external_id: Any, context: Any) -> str:
+        if context["ti"].try_number == 1:
+            raise RuntimeError(f"simulated crash after submitting {external_id}")
+        return super().poll_until_complete(external_id, context)
+
+
+with DAG("hailuo_test_resume", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as resume:
+    submit = SubmitThenCrashOnFirstTry(
+        task_id="submit", prompt="a crash-safe video", retries=2, retry_delay=timedelta(0)
+    )
+    HailuoTaskSensor(task_id="wait", hailuo_task_id=submit.output, poll_interval=0.2, deferrable=True)
+
+
+with DAG("hailuo_test_mapped", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as mapped:
+    submits = HailuoSubmitVideoOperator.partial(task_id="submit", duration=10).expand(
+        prompt=["first prompt", "second prompt", "third prompt"]
+    )
+    HailuoTaskSensor.partial(task_id="wait", poll_interval=0.2, deferrable=True).expand(
+        hailuo_task_id=submits.output
+    )
+
+
+with DAG("hailuo_test_poke", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as poke:
+    submit = HailuoSubmitVideoOperator(task_id="submit", prompt="waited for on the worker")
+    HailuoTaskSensor(task_id="wait", hailuo_task_id=submit.output, poll_interval=0.2, deferrable=False)
