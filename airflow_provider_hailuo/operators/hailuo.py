@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator, ObjectStoragePath, ResumableJobMixin
+from airflow.sdk import Asset, BaseOperator, ObjectStoragePath, ResumableJobMixin
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_hailuo.api import (
@@ -241,10 +241,21 @@ class HailuoDownloadVideoOperator(BaseOperator):
                     f"nothing was written to {target}"
                 ) from err
         self.log.info("Landed %s: %d bytes, sha256 %s", landed.uri, landed.bytes, landed.sha256)
-        return {
+        summary = {
             "uri": landed.uri,
             "bytes": landed.bytes,
             "sha256": landed.sha256,
             "content_type": content_type,
             "task_id": self.hailuo_task_id,
         }
+        self._annotate_asset_events(context, summary)
+        return summary
+
+    def _annotate_asset_events(self, context: Any, summary: dict[str, Any]) -> None:
+        """Put the landed file's facts on each Asset outlet's event, for DAGs scheduled on it."""
+        outlet_events = context.get("outlet_events") if hasattr(context, "get") else None
+        if outlet_events is None:  # an empty accessor is falsy, yet usable
+            return
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                outlet_events[outlet].extra.update(summary)

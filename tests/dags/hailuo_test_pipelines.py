@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Asset
 
-from airflow_provider_hailuo.operators.hailuo import HailuoSubmitVideoOperator
+from airflow_provider_hailuo.operators.hailuo import HailuoDownloadVideoOperator, HailuoSubmitVideoOperator
 from airflow_provider_hailuo.sensors.hailuo import HailuoTaskSensor
 
 
@@ -39,3 +39,18 @@ with DAG("hailuo_test_mapped", schedule=None, start_date=datetime(2026, 1, 1), c
 with DAG("hailuo_test_poke", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as poke:
     submit = HailuoSubmitVideoOperator(task_id="submit", prompt="waited for on the worker")
     HailuoTaskSensor(task_id="wait", hailuo_task_id=submit.output, poll_interval=0.2, deferrable=False)
+
+
+LANDED = Asset("hailuo://landed-videos")
+
+with DAG("hailuo_test_asset", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as asset:
+    submit = HailuoSubmitVideoOperator(task_id="submit", prompt="{{ params.prompt }}", params={"prompt": "p"})
+    wait = HailuoTaskSensor(task_id="wait", hailuo_task_id=submit.output, poll_interval=0.2, deferrable=True)
+    download = HailuoDownloadVideoOperator(
+        task_id="download",
+        hailuo_task_id=submit.output,
+        destination="{{ params.destination }}",
+        params={"destination": "file:///tmp/hailuo-test-asset/"},
+        outlets=[LANDED],
+    )
+    wait >> download
