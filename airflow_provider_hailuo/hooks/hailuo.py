@@ -135,7 +135,7 @@ def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettin
     try:
         read_timeout = float(timeout) if timeout not in (None, "") else None
     except (TypeError, ValueError):
-        raise HailuoError(f"Connection {conn.conn_id!r}: extra `timeout` must be a number of seconds") from None
+        raise HailuoError(f"Connection {conn.conn_id!r}: extra `timeout` must be seconds") from None
     return ConnectionSettings(
         conn_id=conn.conn_id, base_url=host, api_key=api_key, verify=verify, timeout=read_timeout
     )
