@@ -1,0 +1,140 @@
+"""
+Hook pieces without a server: connection parsing, error mapping, retry policy (``responses``).
+
+The async path is tested against the emulator instead (tests/integration/test_trigger.py):
+aioresponses 0.7.9 cannot build responses for aiohttp 3.14.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from types import SimpleNamespace
+
+import pytest
+import requests
+import responses
+
+from airflow_provider_hailuo.api import (
+    HailuoAuthError,
+    HailuoError,
+    HailuoMalformedAnswerError,
+    HailuoNotFoundError,
+    HailuoSubmitUncertainError,
+    HailuoTransientError,
+    VideoRequest,
+)
+from airflow_provider_hailuo.hooks.hailuo import (
+    HailuoHook,
+    _BearerAuth,
+    connection_settings,
+    error_from_answer,
+    parse_answer,
+)
+from airflow_provider_hailuo.hooks.retry import is_retryable_read, is_retryable_submit, parse_retry_after
+from tests.conftest import hailuo_conn_uri
+
+BASE = "https://api.example.test"
+KEY = "sk-unit-test-key-0123456789"
+
+
+def conn(host="", password=KEY, schema="", port=None, conn_id="c"):
+    return SimpleNamespace(host=host, password=password, schema=schema, port=port, conn_id=conn_id)
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "expected"),
+    [
+        ("", None, "https://api.ppinfra.com"),
+        ("api.novita.ai", None, "https://api.novita.ai"),
+        ("http://127.0.0.1", 8000, "http://127.0.0.1:8000"),
+        ("https://api.ppinfra.com/", None, "https://api.ppinfra.com/"),
+    ],
+)
+def test_base_url_from_the_connection(host, port, expected):
+    assert connection_settings(conn(host=host, port=port), {}).base_url == expected
+
+
+def test_settings_repr_hides_the_key():
+    settings = connection_settings(conn(), {})
+    assert KEY not in repr(settings)
+    assert KEY not in repr(_BearerAuth(KEY))
+
+
+@pytest.mark.parametrize(
+    ("extra", "verify"), [({}, True), ({"verify": "false"}, False), ({"verify": "/ca.pem"}, "/ca.pem")]
+)
+def test_tls_verification_only_changes_through_the_verify_extra(extra, verify):
+    assert connection_settings(conn(host=BASE), extra).verify == verify
+
+
+def test_non_http_base_url_is_refused():
+    with pytest.raises(HailuoError, match="not an http"):
+        connection_settings(conn(host="ftp://x"), {})
+
+
+def test_retry_after_as_seconds_or_http_date():
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    future = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 <= parse_retry_after(future) <= 31
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(401, HailuoAuthError), (403, HailuoAuthError), (404, HailuoNotFoundError), (429, HailuoTransientError)],
+)
+def test_error_mapping(status, kind):
+    body = b'{"code": 1, "reason": "R", "message": "M"}'
+    err = error_from_answer(status, {"Retry-After": "3"}, body, task_id="t", conn_id="c")
+    assert type(err) is kind and err.reason == "R" and err.message == "M"
+
+
+def test_html_error_page_keeps_a_short_message():
+    err = error_from_answer(502, {}, b"<html>Bad gateway</html>" * 50, task_id=None, conn_id="c")
+    assert isinstance(err, HailuoTransientError) and len(err.message) <= 200
+
+
+def test_garbled_2xx_is_malformed_and_retryable_for_reads_only():
+    with pytest.raises(HailuoMalformedAnswerError) as info:
+        parse_answer(200, {}, b"<html>", task_id="t", conn_id="c")
+    assert is_retryable_read(info.value) and not is_retryable_submit(info.value)
+
+
+@pytest.fixture
+def unit_conn(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(BASE, KEY))
+
+
+@responses.activate
+def test_submit_sends_bearer_and_the_body(unit_conn):
+    responses.post(f"{BASE}/v3/async/minimax-hailuo-02", json={"task_id": "abc"})
+    assert HailuoHook().submit(VideoRequest(prompt="p", duration=10)) == "abc"
+    sent = responses.calls[0].request
+    assert sent.headers["Authorization"] == f"Bearer {KEY}"
+    assert b'"duration": 10' in sent.body
+
+
+@responses.activate
+def test_submit_200_without_task_id_is_uncertain(unit_conn):
+    responses.post(f"{BASE}/v3/async/minimax-hailuo-02", json={"oops": True})
+    with pytest.raises(HailuoSubmitUncertainError):
+        HailuoHook().submit(VideoRequest(prompt="p"))
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_submit_connection_reset_after_sending_is_uncertain(unit_conn):
+    responses.post(f"{BASE}/v3/async/minimax-hailuo-02", body=requests.ConnectionError("reset by peer"))
+    with pytest.raises(HailuoSubmitUncertainError):
+        HailuoHook(retry_min_wait=0.01).submit(VideoRequest(prompt="p"))
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_download_never_carries_the_key(unit_conn):
+    responses.get("https://cdn.example.test/v.mp4", body=b"\x00\x00\x00\x20ftypisom")
+    hook = HailuoHook()
+    with hook.stream_video("https://cdn.example.test/v.mp4") as response:
+        response.content  # noqa: B018
+    assert "Authorization" not in responses.calls[0].request.headers
