@@ -1,0 +1,99 @@
+"""HailuoDownloadVideoOperator on its own: destinations, overwrite rules, checks before commit."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_hailuo.api import HailuoDownloadError, VideoRequest
+from airflow_provider_hailuo.hooks.hailuo import HailuoHook
+from airflow_provider_hailuo.operators.hailuo import HailuoDownloadVideoOperator
+from tests.integration.test_hook import wait_until_finished
+
+
+@pytest.fixture
+def finished_task(hailuo_conn) -> str:
+    hook = HailuoHook()
+    task_id = hook.submit(VideoRequest(prompt="p"))
+    wait_until_finished(hook, task_id)
+    return task_id
+
+
+def download(task_id: str, destination, **kwargs) -> dict:
+    operator = HailuoDownloadVideoOperator(
+        task_id="download", hailuo_task_id=task_id, destination=destination, **kwargs
+    )
+    return operator.execute(context={})
+
+
+def test_folder_destination_names_the_file_after_the_task(finished_task, tmp_path):
+    landed = download(finished_task, tmp_path.as_uri() + "/out/")
+    path = tmp_path / "out" / f"{finished_task}.mp4"
+    assert landed["uri"] == path.as_uri()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == landed["sha256"]
+    assert landed["bytes"] == path.stat().st_size
+    assert landed["task_id"] == finished_task
+
+
+def test_full_path_destination_is_used_as_is(finished_task, tmp_path):
+    target = tmp_path / "named.mp4"
+    assert download(finished_task, target.as_uri())["uri"] == target.as_uri()
+    assert target.read_bytes()[4:8] == b"ftyp"
+
+
+def test_rerun_keeps_an_identical_object_and_succeeds(finished_task, tmp_path):
+    target = tmp_path / "v.mp4"
+    first = download(finished_task, target.as_uri())
+    mtime = target.stat().st_mtime_ns
+    again = download(finished_task, target.as_uri())
+    assert again["sha256"] == first["sha256"]
+    assert target.stat().st_mtime_ns == mtime  # not rewritten
+
+
+def test_a_different_existing_object_is_refused_unless_overwrite(finished_task, tmp_path):
+    target = tmp_path / "v.mp4"
+    target.write_bytes(b"someone else's file")
+    with pytest.raises(HailuoDownloadError, match="already exists with different content"):
+        download(finished_task, target.as_uri())
+    assert target.read_bytes() == b"someone else's file"
+    landed = download(finished_task, target.as_uri(), overwrite=True)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == landed["sha256"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [("cut", "IncompleteRead"), ("wrong_length", "IncompleteRead|cut short"), ("not_mp4", "not an MP4")],
+)
+def test_a_bad_body_is_never_committed(finished_task, tmp_path, hailuo_conn, action, message):
+    hailuo_conn.add_fault(endpoint="download", action=action)
+    with pytest.raises(HailuoDownloadError, match=message):
+        download(finished_task, tmp_path.as_uri() + "/")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_task_without_a_video_is_refused(hailuo_conn, tmp_path):
+    hailuo_conn.configure(generation_seconds=30)
+    task_id = HailuoHook().submit(VideoRequest(prompt="p"))
+    with pytest.raises(Exception, match="has no video to download"):
+        download(task_id, tmp_path.as_uri() + "/")
+    assert hailuo_conn.counters()["downloads"] == 0
+
+
+def test_link_expired_twice_fails_clearly(finished_task, tmp_path, hailuo_conn):
+    hailuo_conn.add_fault(endpoint="download", action="expire", count=2)
+    with pytest.raises(HailuoDownloadError, match="expired"):
+        download(finished_task, tmp_path.as_uri() + "/")
+    assert hailuo_conn.counters()["downloads"] == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_example_dags_parse_without_connection_or_network(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.delenv("AIRFLOW_CONN_HAILUO_DEFAULT", raising=False)
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags"))
+    assert bag.import_errors == {}
+    assert {"hailuo_daily_content", "hailuo_image_to_video"} <= set(bag.dag_ids)
