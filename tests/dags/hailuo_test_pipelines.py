@@ -39,6 +39,13 @@ with DAG("hailuo_test_mapped", schedule=None, start_date=datetime(2026, 1, 1), c
 with DAG("hailuo_test_poke", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as poke:
     submit = HailuoSubmitVideoOperator(task_id="submit", prompt="waited for on the worker")
     HailuoTaskSensor(task_id="wait", hailuo_task_id=submit.output, poll_interval=0.2, deferrable=False)
+    HailuoTaskSensor(
+        task_id="wait_rescheduled",
+        hailuo_task_id=submit.output,
+        poll_interval=0.5,
+        deferrable=False,
+        mode="reschedule",
+    )
 
 
 LANDED = Asset("hailuo://landed-videos")

@@ -33,11 +33,13 @@ def test_dynamic_task_mapping_submits_once_per_prompt(airflow_db, hailuo_conn):
     assert hailuo_conn.counters()["submits"] == 3
 
 
-def test_poke_mode_waits_on_the_worker_and_returns_the_same_result(airflow_db, hailuo_conn):
+def test_poke_and_reschedule_modes_wait_on_the_worker_and_return_the_same_result(airflow_db, hailuo_conn):
     outcome = run_dag(load_dag(TEST_DAGS, "poke"))
     assert outcome.state == "success"
     (result,) = outcome.values("wait")
     assert result["status"] == "TASK_STATUS_SUCCEED" and result["videos"]
+    (rescheduled,) = outcome.values("wait_rescheduled")
+    assert rescheduled["task_id"] == result["task_id"]
 
 
 def test_submit_read_timeout_fails_without_a_second_submit(airflow_db, emulator, monkeypatch, capfd):
