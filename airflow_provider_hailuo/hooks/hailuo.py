@@ -368,24 +368,28 @@ class HailuoHook(HttpHook):
         return TaskResult.from_json(data, task_id)
 
     async def aget_task_result(self, task_id: str) -> TaskResult:
-        """The same read for the triggerer: aiohttp on the process-wide session, nothing blocking."""
+        """The same read for the triggerer: aiohttp on the loop's shared session, nothing blocking."""
         settings = await self.asettings()
-        session = shared_client_session()
         timeout = aiohttp.ClientTimeout(sock_connect=self.timeout[0], total=sum(self.timeout))
-        async for attempt in tenacity.AsyncRetrying(**self._retrying("task-result", is_retryable_read)):
-            with attempt:
-                async with session.get(
-                    settings.url(TASK_RESULT_PATH),
-                    params={"task_id": task_id},
-                    headers={**settings.auth_header, "User-Agent": USER_AGENT},
-                    ssl=settings.ssl_for_aiohttp(),
-                    timeout=timeout,
-                ) as response:
-                    body = await response.read()
-                    data = parse_answer(
-                        response.status, response.headers, body, task_id=task_id, conn_id=self.hailuo_conn_id
-                    )
-                    return TaskResult.from_json(data, task_id)
+        async with shared_client_session() as session:
+            async for attempt in tenacity.AsyncRetrying(**self._retrying("task-result", is_retryable_read)):
+                with attempt:
+                    async with session.get(
+                        settings.url(TASK_RESULT_PATH),
+                        params={"task_id": task_id},
+                        headers={**settings.auth_header, "User-Agent": USER_AGENT},
+                        ssl=settings.ssl_for_aiohttp(),
+                        timeout=timeout,
+                    ) as response:
+                        body = await response.read()
+                        data = parse_answer(
+                            response.status,
+                            response.headers,
+                            body,
+                            task_id=task_id,
+                            conn_id=self.hailuo_conn_id,
+                        )
+                        return TaskResult.from_json(data, task_id)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     @contextmanager

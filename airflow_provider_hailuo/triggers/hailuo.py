@@ -18,6 +18,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_hailuo.api import HailuoAPIError, TaskResult
+from airflow_provider_hailuo.hooks.async_session import shared_client_session
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.hooks.retry import is_retryable_read
 
@@ -96,6 +97,14 @@ class HailuoTaskTrigger(BaseTrigger):
         return TriggerEvent({"status": status, "task_id": self.hailuo_task_id, **payload})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        # Hold a lease on the loop's shared HTTP session for the whole wait: every poll of every
+        # Hailuo trigger in this triggerer then reuses the same keep-alive connections.
+        async with shared_client_session():
+            async for event in self._wait():
+                yield event
+                return
+
+    async def _wait(self) -> AsyncIterator[TriggerEvent]:
         last: TaskResult | None = None
         missed_polls = 0
         while True:

@@ -21,7 +21,6 @@ from airflow_provider_hailuo.api import (
     TaskStatus,
     VideoRequest,
 )
-from airflow_provider_hailuo.hooks.async_session import close_shared_client_session
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from tests.conftest import EMULATOR_KEY, hailuo_conn_uri
 
@@ -67,10 +66,7 @@ def test_async_read_matches_sync_read(hailuo_conn):
     task_id = hook.submit(VideoRequest(prompt="p"))
 
     async def read():
-        try:
-            return await make_hook().aget_task_result(task_id)
-        finally:
-            await close_shared_client_session()
+        return await make_hook().aget_task_result(task_id)
 
     assert asyncio.run(read()).task_id == task_id
 

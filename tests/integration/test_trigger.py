@@ -9,7 +9,7 @@ import time
 import pytest
 
 from airflow_provider_hailuo.api import VideoRequest
-from airflow_provider_hailuo.hooks.async_session import close_shared_client_session
+from airflow_provider_hailuo.hooks.async_session import _pools, open_pool_count
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.triggers.hailuo import HailuoTaskTrigger, next_poll_delay
 
@@ -19,12 +19,10 @@ def submit(prompt: str = "p") -> str:
 
 
 async def first_event(trigger: HailuoTaskTrigger):
-    try:
-        async for event in trigger.run():
-            return event.payload
-    finally:
-        await close_shared_client_session()
-    raise AssertionError("trigger ended without an event")
+    """Consume the trigger as the triggerer does (to its end): it must fire exactly one event."""
+    events = [event.payload async for event in trigger.run()]
+    assert len(events) == 1, events
+    return events[0]
 
 
 def run_trigger(trigger: HailuoTaskTrigger, *, debug: bool = False):
@@ -36,6 +34,7 @@ def run_trigger(trigger: HailuoTaskTrigger, *, debug: bool = False):
         return loop.run_until_complete(first_event(trigger))
     finally:
         loop.close()
+        assert open_pool_count() == 0  # the trigger's lease closed the shared session
 
 
 def make_trigger(task_id: str, **kwargs) -> HailuoTaskTrigger:
@@ -120,19 +119,20 @@ def test_no_blocking_call_in_the_event_loop(hailuo_conn, caplog):
 def test_many_triggers_share_one_connection_pool(hailuo_conn):
     task_ids = [submit(f"p{i}") for i in range(20)]
 
+    sessions = set()
+
     async def all_events():
-        try:
-            return await asyncio.gather(*(first_event_no_close(make_trigger(t)) for t in task_ids))
-        finally:
-            await close_shared_client_session()
+        triggers = [make_trigger(t) for t in task_ids]
+        waits = [asyncio.ensure_future(first_event(t)) for t in triggers]
+        while not all(w.done() for w in waits):
+            sessions.update(id(p.session) for p in _pools.values())
+            await asyncio.sleep(0.05)
+        return [w.result() for w in waits]
 
     events = asyncio.run(all_events())
     assert [e["status"] for e in events] == ["success"] * 20
-
-
-async def first_event_no_close(trigger):
-    async for event in trigger.run():
-        return event.payload
+    assert len(sessions) == 1  # twenty waits, one HTTP session
+    assert open_pool_count() == 0
 
 
 @pytest.mark.parametrize(
