@@ -20,7 +20,7 @@ import requests
 import tenacity
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from airflow_provider_hailuo.api import HailuoMalformedAnswerError, HailuoTransientError
+from airflow_provider_hailuo.api import HailuoAPIError, HailuoMalformedAnswerError, HailuoTransientError
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,11 @@ def is_retryable_read(exc: BaseException) -> bool:
         | aiohttp.ClientPayloadError
         | asyncio.TimeoutError,
     )
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """The service's "no such task" (documented as 400 or 404, it does not say which)."""
+    return isinstance(exc, HailuoAPIError) and exc.status in (400, 404)
 
 
 def is_retryable_submit(exc: BaseException) -> bool:

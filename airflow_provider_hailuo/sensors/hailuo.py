@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 
 from airflow_provider_hailuo.api import TaskResult
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
-from airflow_provider_hailuo.hooks.retry import is_retryable_read
+from airflow_provider_hailuo.hooks.retry import is_not_found, is_retryable_read
 from airflow_provider_hailuo.triggers.hailuo import HailuoTaskTrigger
 
 #: Extra time Airflow's own deferral timeout allows past the trigger's deadline, so the trigger's
@@ -35,6 +35,8 @@ class HailuoTaskSensor(BaseSensorOperator):
     :param poll_interval: shortest pause between reads, in seconds.
     :param max_poll_interval: longest pause between reads when the service's ``eta`` is large.
     :param timeout: give up after this many seconds (default one hour).
+    :param not_found_grace: for this many seconds after the wait starts, "no such task" means "not
+        visible yet" (a freshly queued task); afterwards it fails the task.
     :param deferrable: wait in the triggerer. Default: ``[operators] default_deferrable`` (True when
         the option is absent). Stock Airflow sets that option to False, so pass ``deferrable=True``
         or set ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE=true`` deployment-wide (the example DAGs
@@ -52,6 +54,7 @@ class HailuoTaskSensor(BaseSensorOperator):
         poll_interval: float = 10.0,
         max_poll_interval: float = 60.0,
         timeout: float | timedelta = 3600,
+        not_found_grace: float = 60.0,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         **kwargs: Any,
     ) -> None:
@@ -62,6 +65,8 @@ class HailuoTaskSensor(BaseSensorOperator):
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
         self.deferrable = deferrable
+        self.not_found_grace = not_found_grace
+        self._first_poke_at: float | None = None
 
     @cached_property
     def hook(self) -> HailuoHook:
@@ -81,10 +86,13 @@ class HailuoTaskSensor(BaseSensorOperator):
         return None
 
     def poke(self, context: Any) -> bool | PokeReturnValue:
+        if self._first_poke_at is None:
+            self._first_poke_at = time.time()
         try:
             result = self.hook.get_task_result(self.hailuo_task_id)
         except Exception as err:
-            if is_retryable_read(err):
+            fresh = time.time() - self._first_poke_at < self.not_found_grace
+            if is_retryable_read(err) or (fresh and is_not_found(err)):
                 self.log.warning(
                     "Hailuo task %s: poll failed (%s); will poll again", self.hailuo_task_id, err
                 )
@@ -110,6 +118,7 @@ class HailuoTaskSensor(BaseSensorOperator):
                 poll_interval=self.poll_interval,
                 max_poll_interval=self.max_poll_interval,
                 started_at=started_at,
+                not_found_grace=self.not_found_grace,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout) + DEFERRAL_GRACE,

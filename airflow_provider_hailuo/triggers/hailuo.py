@@ -20,7 +20,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_hailuo.api import HailuoAPIError, TaskResult
 from airflow_provider_hailuo.hooks.async_session import shared_client_session
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
-from airflow_provider_hailuo.hooks.retry import is_retryable_read
+from airflow_provider_hailuo.hooks.retry import is_not_found, is_retryable_read
 
 
 def next_poll_delay(eta: int | None, min_interval: float, max_interval: float) -> float:
@@ -50,6 +50,8 @@ class HailuoTaskTrigger(BaseTrigger):
     :param poll_interval: shortest pause between reads (and the longest lateness after SUCCEED).
     :param max_poll_interval: longest pause, however large the service's ``eta``.
     :param started_at: UNIX time the wait began, to report the elapsed time.
+    :param not_found_grace: seconds after ``started_at`` during which "no such task" (400/404) is
+        read as "not visible yet" rather than as a final error.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class HailuoTaskTrigger(BaseTrigger):
         poll_interval: float = 10.0,
         max_poll_interval: float = 60.0,
         started_at: float | None = None,
+        not_found_grace: float = 60.0,
     ) -> None:
         super().__init__()
         self.hailuo_task_id = hailuo_task_id
@@ -68,6 +71,7 @@ class HailuoTaskTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.max_poll_interval = max(float(max_poll_interval), self.poll_interval)
         self.started_at = float(started_at) if started_at is not None else time.time()
+        self.not_found_grace = float(not_found_grace)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -79,6 +83,7 @@ class HailuoTaskTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "max_poll_interval": self.max_poll_interval,
                 "started_at": self.started_at,
+                "not_found_grace": self.not_found_grace,
             },
         )
 
@@ -92,6 +97,13 @@ class HailuoTaskTrigger(BaseTrigger):
             retry_max_wait=self.poll_interval,
             retry_after_cap=self.max_poll_interval,
         )
+
+    def _not_found_yet(self, err: BaseException) -> bool:
+        """
+        An unknown-task answer shortly after the submit is tolerated: a freshly queued task may not
+        be readable everywhere yet. After ``not_found_grace`` seconds it is final.
+        """
+        return is_not_found(err) and time.time() - self.started_at < self.not_found_grace
 
     def _event(self, status: str, **payload: Any) -> TriggerEvent:
         return TriggerEvent({"status": status, "task_id": self.hailuo_task_id, **payload})
@@ -112,7 +124,7 @@ class HailuoTaskTrigger(BaseTrigger):
                 last = await self.hook.aget_task_result(self.hailuo_task_id)
                 missed_polls = 0
             except Exception as err:
-                if not is_retryable_read(err):
+                if not is_retryable_read(err) and not self._not_found_yet(err):
                     self.log.error("Hailuo task %s: cannot be read: %s", self.hailuo_task_id, err)
                     yield self._event("error", message=str(err), fatal=isinstance(err, HailuoAPIError))
                     return

@@ -78,8 +78,17 @@ def test_missed_polls_do_not_fail_the_wait(hailuo_conn):
     assert hailuo_conn.counters()["status_503"] == 7
 
 
-def test_unknown_task_is_a_fatal_error(hailuo_conn):
-    event = run_trigger(make_trigger("does-not-exist"))
+def test_a_task_not_visible_at_first_is_waited_for(hailuo_conn):
+    task_id = submit()
+    hailuo_conn.add_fault(endpoint="task_result", action="status", status=404, count=2)
+    event = run_trigger(make_trigger(task_id))
+    assert event["status"] == "success"
+
+
+def test_unknown_task_is_a_fatal_error_after_the_grace(hailuo_conn):
+    started = time.time()
+    event = run_trigger(make_trigger("does-not-exist", not_found_grace=1.0, started_at=started))
+    assert time.time() - started >= 1.0
     assert event["status"] == "error" and event["fatal"] is True
     assert "does-not-exist" in event["message"]
 
@@ -96,6 +105,7 @@ def test_serialize_round_trip_resumes_with_the_same_deadline(hailuo_conn):
         "poll_interval",
         "max_poll_interval",
         "started_at",
+        "not_found_grace",
     }
     rebuilt = HailuoTaskTrigger(**kwargs)
     assert rebuilt.serialize() == original.serialize()
