@@ -350,6 +350,8 @@ class HailuoHook(HttpHook):
                 ) from err
             raise _uncertain(f"{type(err).__name__} after the request was sent") from err
         task_id = data.get("task_id")
+        if isinstance(task_id, int) and not isinstance(task_id, bool):
+            task_id = str(task_id)  # an SDK types ids loosely; a number is still an id
         if not isinstance(task_id, str) or not task_id:
             raise _uncertain("the answer carried no task_id")
         self.log.info("Submitted Hailuo generation (model %s): task_id=%s", request.model, task_id)

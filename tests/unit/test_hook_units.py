@@ -138,3 +138,9 @@ def test_download_never_carries_the_key(unit_conn):
     with hook.stream_video("https://cdn.example.test/v.mp4") as response:
         response.content  # noqa: B018
     assert "Authorization" not in responses.calls[0].request.headers
+
+
+@responses.activate
+def test_numeric_task_id_is_accepted_as_a_string(unit_conn):
+    responses.post(f"{BASE}/v3/async/minimax-hailuo-02", json={"task_id": 12345})
+    assert HailuoHook().submit(VideoRequest(prompt="p")) == "12345"
