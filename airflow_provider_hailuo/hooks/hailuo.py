@@ -283,6 +283,8 @@ class HailuoHook(HttpHook):
         """A separate, keyless session: download links are pre-signed storage URLs, not API calls."""
         session = requests.Session()
         session.headers["User-Agent"] = USER_AGENT
+        # The bytes on the wire are the file: no transfer compression, so Content-Length checks them.
+        session.headers["Accept-Encoding"] = "identity"
         session.verify = self.settings.verify
         return session
 

@@ -22,7 +22,7 @@ from airflow_provider_hailuo.api import (
     coerce_rendered,
 )
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
-from airflow_provider_hailuo.storage import land_stream
+from airflow_provider_hailuo.storage import land_stream, plain_uri
 
 #: Fields a DAG author may set through a template; checked again after rendering.
 REQUEST_FIELDS = (
@@ -151,6 +151,14 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
         return str(external_id)
 
 
+def expected_length(headers: Mapping[str, str]) -> int | None:
+    """The body size to check against: ``Content-Length``, unless it counts compressed bytes."""
+    length = headers.get("Content-Length", "")
+    if headers.get("Content-Encoding", "identity").lower() != "identity" or not length.isdigit():
+        return None
+    return int(length)
+
+
 class HailuoDownloadVideoOperator(BaseOperator):
     """
     Stream a finished task's video into object storage (``s3://``, ``gs://``, ``file://``, ...).
@@ -196,11 +204,10 @@ class HailuoDownloadVideoOperator(BaseOperator):
         return HailuoHook(self.hailuo_conn_id)
 
     def target_path(self) -> ObjectStoragePath:
+        """The object to write: ``destination`` itself, or ``<task_id>.mp4`` inside a ``.../`` folder."""
         destination = self.destination
-        if isinstance(destination, ObjectStoragePath):
-            is_folder = str(destination).endswith("/")
-        else:
-            is_folder = str(destination).endswith("/")
+        is_folder = str(destination).endswith("/")
+        if not isinstance(destination, ObjectStoragePath):
             destination = ObjectStoragePath(str(destination), conn_id=self.storage_conn_id or None)
         return destination / f"{self.hailuo_task_id}.mp4" if is_folder else destination
 
@@ -220,12 +227,11 @@ class HailuoDownloadVideoOperator(BaseOperator):
             url = self._fresh_video_url()
             try:
                 with self.hook.stream_video(url) as response:
-                    length = response.headers.get("Content-Length")
                     content_type = response.headers.get("Content-Type", "video/mp4")
                     landed = land_stream(
                         response.iter_content(chunk_size=2**20),
                         target,
-                        expected_bytes=int(length) if length and length.isdigit() else None,
+                        expected_bytes=expected_length(response.headers),
                         overwrite=self.overwrite,
                     )
                 break
@@ -238,7 +244,7 @@ class HailuoDownloadVideoOperator(BaseOperator):
             except Exception as err:
                 raise HailuoDownloadError(
                     f"Download of task {self.hailuo_task_id} failed ({type(err).__name__}: {err}); "
-                    f"nothing was written to {target}"
+                    f"nothing was written to {plain_uri(target)}"
                 ) from err
         self.log.info("Landed %s: %d bytes, sha256 %s", landed.uri, landed.bytes, landed.sha256)
         summary = {

@@ -144,3 +144,18 @@ def test_download_never_carries_the_key(unit_conn):
 def test_numeric_task_id_is_accepted_as_a_string(unit_conn):
     responses.post(f"{BASE}/v3/async/minimax-hailuo-02", json={"task_id": 12345})
     assert HailuoHook().submit(VideoRequest(prompt="p")) == "12345"
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Content-Length": "100"}, 100),
+        ({}, None),
+        ({"Content-Length": "100", "Content-Encoding": "gzip"}, None),
+        ({"Content-Length": "abc"}, None),
+    ],
+)
+def test_expected_length_counts_only_identity_bodies(headers, expected):
+    from airflow_provider_hailuo.operators.hailuo import expected_length
+
+    assert expected_length(headers) == expected
