@@ -77,7 +77,8 @@ with DAG(
         download = HailuoDownloadVideoOperator(
             task_id="download",
             hailuo_task_id=submit.output,
-            destination="{{ params.destination }}{{ ds }}/",
+            # run_after, not ds: manual and API-triggered runs have no logical date in Airflow 3
+            destination="{{ params.destination }}{{ dag_run.run_after | ds }}/",
             storage_conn_id="{{ params.storage_conn_id or '' }}",
         )
         wait >> download

@@ -15,7 +15,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from airflow_provider_hailuo.api import TaskResult
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.hooks.retry import is_not_found, is_retryable_read
-from airflow_provider_hailuo.triggers.hailuo import HailuoTaskTrigger
+from airflow_provider_hailuo.triggers.hailuo import HailuoTaskTrigger, next_poll_delay
 
 #: Extra time Airflow's own deferral timeout allows past the trigger's deadline, so the trigger's
 #: clearer "not finished after N s (last status: ...)" message is the one users see.
@@ -67,6 +67,7 @@ class HailuoTaskSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.not_found_grace = not_found_grace
         self._first_poke_at: float | None = None
+        self._last_result: TaskResult | None = None
 
     @cached_property
     def hook(self) -> HailuoHook:
@@ -98,6 +99,7 @@ class HailuoTaskSensor(BaseSensorOperator):
                 )
                 return False
             raise
+        self._last_result = result
         value = self._outcome(result)
         return PokeReturnValue(is_done=True, xcom_value=value) if value is not None else False
 
@@ -109,6 +111,8 @@ class HailuoTaskSensor(BaseSensorOperator):
         if isinstance(poked, PokeReturnValue):
             return poked.xcom_value
         deadline = started_at + self.timeout
+        eta = self._last_result.eta if self._last_result else None
+        first_poll_at = time.time() + next_poll_delay(eta, self.poll_interval, self.max_poll_interval)
         self.log.info("Deferring: waiting for Hailuo task %s in the triggerer", self.hailuo_task_id)
         self.defer(
             trigger=HailuoTaskTrigger(
@@ -119,6 +123,7 @@ class HailuoTaskSensor(BaseSensorOperator):
                 max_poll_interval=self.max_poll_interval,
                 started_at=started_at,
                 not_found_grace=self.not_found_grace,
+                first_poll_at=first_poll_at,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout) + DEFERRAL_GRACE,

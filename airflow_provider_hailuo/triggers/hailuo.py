@@ -52,6 +52,9 @@ class HailuoTaskTrigger(BaseTrigger):
     :param started_at: UNIX time the wait began, to report the elapsed time.
     :param not_found_grace: seconds after ``started_at`` during which "no such task" (400/404) is
         read as "not visible yet" rather than as a final error.
+    :param first_poll_at: UNIX time of the first read. The sensor has just read the task before
+        deferring, so reading again at once would be a wasted poll; a trigger rebuilt after that
+        time reads at once.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class HailuoTaskTrigger(BaseTrigger):
         max_poll_interval: float = 60.0,
         started_at: float | None = None,
         not_found_grace: float = 60.0,
+        first_poll_at: float | None = None,
     ) -> None:
         super().__init__()
         self.hailuo_task_id = hailuo_task_id
@@ -72,6 +76,7 @@ class HailuoTaskTrigger(BaseTrigger):
         self.max_poll_interval = max(float(max_poll_interval), self.poll_interval)
         self.started_at = float(started_at) if started_at is not None else time.time()
         self.not_found_grace = float(not_found_grace)
+        self.first_poll_at = float(first_poll_at) if first_poll_at is not None else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -84,6 +89,7 @@ class HailuoTaskTrigger(BaseTrigger):
                 "max_poll_interval": self.max_poll_interval,
                 "started_at": self.started_at,
                 "not_found_grace": self.not_found_grace,
+                "first_poll_at": self.first_poll_at,
             },
         )
 
@@ -119,6 +125,8 @@ class HailuoTaskTrigger(BaseTrigger):
     async def _wait(self) -> AsyncIterator[TriggerEvent]:
         last: TaskResult | None = None
         missed_polls = 0
+        if self.first_poll_at is not None:
+            await asyncio.sleep(max(0.0, min(self.first_poll_at, self.deadline) - time.time()))
         while True:
             try:
                 last = await self.hook.aget_task_result(self.hailuo_task_id)

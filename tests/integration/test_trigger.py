@@ -106,10 +106,20 @@ def test_serialize_round_trip_resumes_with_the_same_deadline(hailuo_conn):
         "max_poll_interval",
         "started_at",
         "not_found_grace",
+        "first_poll_at",
     }
     rebuilt = HailuoTaskTrigger(**kwargs)
     assert rebuilt.serialize() == original.serialize()
     assert rebuilt.deadline == deadline
+
+
+def test_first_poll_waits_for_first_poll_at(hailuo_conn):
+    task_id = submit()
+    started = time.time()
+    event = run_trigger(make_trigger(task_id, first_poll_at=started + 1.5))
+    assert event["status"] == "success"
+    assert time.time() - started >= 1.5
+    assert hailuo_conn.counters()["polls_by_task"][task_id] == 1  # one read, when it was done
 
 
 def test_kwargs_hold_no_secret(hailuo_conn):
