@@ -1,10 +1,11 @@
 """
 HailuoHook: the only place that knows the service's URLs, headers and key.
 
-It subclasses the http provider's ``HttpHook`` for the connection plumbing Airflow users know
-(keep-alive adapter, ``test_connection``), but builds its own session: ``HttpHook`` would default to
-Basic auth and copy every connection extra into the request headers, and neither may happen to an
-API key.
+It is a plain ``BaseHook`` using ``requests`` with the http provider's TCP keep-alive adapter,
+not a subclass of the http provider's ``HttpHook``: that class defaults to Basic auth and copies
+every connection extra into the request headers (neither may happen to an API key), so every part
+of it would be overridden, and its module imports aiohttp eagerly, ~90 ms added to every worker
+task that imports this hook. aiohttp is imported only where it runs: in the triggerer.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
-import requests
 import tenacity
-from airflow.providers.http.hooks.http import HttpHook
+from airflow.sdk import BaseHook
+
+if TYPE_CHECKING:
+    import requests
 
 from airflow_provider_hailuo.api import (
     HailuoAPIError,
@@ -38,7 +40,6 @@ from airflow_provider_hailuo.api import (
     VideoRequest,
     check_http_url,
 )
-from airflow_provider_hailuo.hooks.async_session import shared_client_session
 from airflow_provider_hailuo.hooks.retry import (
     SUBMIT_RETRY_STATUSES,
     is_connect_failure,
@@ -56,8 +57,8 @@ USER_AGENT = "airflow-provider-hailuo"
 log = logging.getLogger(__name__)
 
 
-class _BearerAuth(requests.auth.AuthBase):
-    """Adds the key at send time; its repr never shows it (sessions end up in tracebacks)."""
+class _BearerAuth:
+    """A requests auth callable adding the key at send time; its repr never shows it."""
 
     def __init__(self, api_key: str) -> None:
         self._api_key = api_key
@@ -189,7 +190,7 @@ def parse_answer(
     return data
 
 
-class HailuoHook(HttpHook):
+class HailuoHook(BaseHook):
     """
     Talk to the Hailuo-02 API (PPInfra or Novita AI) through an Airflow connection.
 
@@ -219,7 +220,7 @@ class HailuoHook(HttpHook):
         retry_max_wait: float = 30.0,
         retry_after_cap: float = 120.0,
     ) -> None:
-        super().__init__(method="GET", http_conn_id=hailuo_conn_id)
+        super().__init__()
         self.hailuo_conn_id = hailuo_conn_id
         self._timeout = timeout
         self.retry_limit = retry_limit
@@ -254,20 +255,22 @@ class HailuoHook(HttpHook):
             await _amask(self._settings.api_key)
         return self._settings
 
-    def get_conn(
-        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
-    ) -> requests.Session:
+    def get_conn(self) -> requests.Session:
         """A keep-alive session carrying the key; connection extras never become headers."""
         if self._session is None:
+            import requests
+            from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
+
             settings = self.settings
-            self.base_url = settings.base_url
             session = requests.Session()
             session.auth = _BearerAuth(settings.api_key)
             session.verify = settings.verify
             session.headers["User-Agent"] = USER_AGENT
-            self._session = self._configure_session_from_mount_adapters(session)
-        if headers:
-            self._session.headers.update(headers)
+            # Keep-alive probes stop idle NAT/load-balancer paths from silently dropping the socket.
+            adapter = TCPKeepAliveAdapter(idle=120, count=20, interval=30)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            self._session = session
         return self._session
 
     @property
@@ -281,6 +284,8 @@ class HailuoHook(HttpHook):
     @cached_property
     def _download_session(self) -> requests.Session:
         """A separate, keyless session: download links are pre-signed storage URLs, not API calls."""
+        import requests
+
         session = requests.Session()
         session.headers["User-Agent"] = USER_AGENT
         # The bytes on the wire are the file: no transfer compression, so Content-Length checks them.
@@ -334,6 +339,8 @@ class HailuoHook(HttpHook):
         read timeout, a 500/502/504 or a garbled answer it raises
         :class:`HailuoSubmitUncertainError` instead: the task may exist and be billed.
         """
+        import requests
+
         path = f"/v3/async/{request.model}"
         try:
             data = self._call(
@@ -373,6 +380,10 @@ class HailuoHook(HttpHook):
 
     async def aget_task_result(self, task_id: str) -> TaskResult:
         """The same read for the triggerer: aiohttp on the loop's shared session, nothing blocking."""
+        import aiohttp  # only the triggerer pays for importing aiohttp, not every worker task
+
+        from airflow_provider_hailuo.hooks.async_session import shared_client_session
+
         settings = await self.asettings()
         timeout = aiohttp.ClientTimeout(sock_connect=self.timeout[0], total=sum(self.timeout))
         async with shared_client_session() as session:
@@ -406,6 +417,8 @@ class HailuoHook(HttpHook):
         A 403 means the pre-signed link expired: :class:`HailuoLinkExpiredError` tells the caller to
         read the task again for a fresh link.
         """
+        import requests
+
         check_http_url("video_url", url)
         try:
             response = self._download_session.get(url, stream=True, timeout=timeout)

@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
-import requests
 import tenacity
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from airflow_provider_hailuo.api import HailuoAPIError, HailuoMalformedAnswerError, HailuoTransientError
 
@@ -44,29 +42,39 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _loaded(module: str, *names: str) -> tuple[type[BaseException], ...]:
+    """
+    A library's exception classes, if the library is loaded; if it is not, none can have been raised.
+
+    The HTTP libraries are imported where they are used (requests on workers, aiohttp in the
+    triggerer), not by merely importing this provider: DAG parsing and task start-up stay cheap.
+    """
+    loaded = sys.modules.get(module)
+    return tuple(getattr(loaded, name) for name in names) if loaded else ()
+
+
 def is_connect_failure(exc: BaseException) -> bool:
     """True when the request provably never reached the service (refused, DNS, connect timeout)."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+    if isinstance(exc, _loaded("requests.exceptions", "ConnectTimeout")):
         return True
-    if isinstance(exc, requests.exceptions.ConnectionError):
+    if isinstance(exc, _loaded("requests.exceptions", "ConnectionError")):
         reason = exc.args[0] if exc.args else None
         reason = getattr(reason, "reason", reason)
-        return isinstance(reason, NewConnectionError | ConnectTimeoutError)
-    return isinstance(exc, aiohttp.ClientConnectorError)
+        return isinstance(reason, _loaded("urllib3.exceptions", "NewConnectionError", "ConnectTimeoutError"))
+    return isinstance(exc, _loaded("aiohttp", "ClientConnectorError"))
 
 
 def is_retryable_read(exc: BaseException) -> bool:
     """Reads are retried on anything that may heal: network trouble, 429, 5xx, a garbled answer."""
     return isinstance(
         exc,
-        HailuoTransientError
-        | HailuoMalformedAnswerError
-        | requests.exceptions.ConnectionError
-        | requests.exceptions.Timeout
-        | requests.exceptions.ChunkedEncodingError
-        | aiohttp.ClientConnectionError
-        | aiohttp.ClientPayloadError
-        | asyncio.TimeoutError,
+        (
+            HailuoTransientError,
+            HailuoMalformedAnswerError,
+            asyncio.TimeoutError,
+            *_loaded("requests.exceptions", "ConnectionError", "Timeout", "ChunkedEncodingError"),
+            *_loaded("aiohttp", "ClientConnectionError", "ClientPayloadError"),
+        ),
     )
 
 

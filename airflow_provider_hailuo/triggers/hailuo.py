@@ -18,7 +18,6 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_hailuo.api import HailuoAPIError, TaskResult
-from airflow_provider_hailuo.hooks.async_session import shared_client_session
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.hooks.retry import is_not_found, is_retryable_read
 
@@ -116,7 +115,10 @@ class HailuoTaskTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # Hold a lease on the loop's shared HTTP session for the whole wait: every poll of every
-        # Hailuo trigger in this triggerer then reuses the same keep-alive connections.
+        # Hailuo trigger in this triggerer then reuses the same keep-alive connections. (Imported
+        # here: the sensor module imports this one, and workers need no aiohttp.)
+        from airflow_provider_hailuo.hooks.async_session import shared_client_session
+
         async with shared_client_session():
             async for event in self._wait():
                 yield event
