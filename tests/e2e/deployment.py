@@ -1,0 +1,407 @@
+"""
+A real Airflow deployment for end-to-end tests: its own AIRFLOW_HOME, a SQLite metadata database,
+LocalExecutor, and the api-server, scheduler, triggerer and dag-processor as separate processes.
+
+Every process runs in its own session (process group), writes to its own log file, and is stopped
+group-wide (SIGTERM, then SIGKILL); a last sweep kills anything still carrying this AIRFLOW_HOME.
+
+The test process reads the deployment's metadata database directly (SQLAlchemy on the SQLite file)
+and decrypts trigger kwargs with the deployment's Fernet key: the pytest process's own Airflow
+configuration (tests/conftest.py) points at another AIRFLOW_HOME and is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+import requests
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+
+from tests.support.s3 import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+T = TypeVar("T")
+
+FINISHED_RUN_STATES = ("success", "failed")
+
+
+class DeploymentError(RuntimeError):
+    """The deployment did not do what was expected in time; the message points at the logs."""
+
+
+def wait_for(
+    what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.5, logs: str = ""
+) -> T:
+    """Call ``probe`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = probe()
+            if value:
+                return value
+        except Exception as err:  # a probe may race with the deployment: try again
+            last_error = err
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            raise DeploymentError(f"timed out after {timeout:.0f}s waiting for {what}{detail}\n{logs}")
+        time.sleep(interval)
+
+
+@dataclass
+class Component:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+def _clean_environment() -> dict[str, str]:
+    """The pytest process's environment without any Airflow setting it was given (tests/conftest.py)."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW_", "AIRFLOW__", "HAILUO_", "AWS_", "PYTEST_"))
+        and key != "AIRFLOW_HOME"
+    }
+
+
+@dataclass
+class AirflowDeployment:
+    """One deployment. Build it with :meth:`start` (or the :func:`deployment` context manager)."""
+
+    home: Path
+    extra_env: Mapping[str, str]
+    parallelism: int = 4
+    api_port: int = field(default_factory=free_port)
+    fernet_key: str = field(default_factory=lambda: Fernet.generate_key().decode())
+    components: dict[str, Component] = field(default_factory=dict)
+    _engine: sa.Engine | None = None
+    _token: str | None = None
+
+    # -- configuration ------------------------------------------------------------------------------
+    @property
+    def db_path(self) -> Path:
+        return self.home / "airflow.db"
+
+    @property
+    def log_folder(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def process_log_folder(self) -> Path:
+        return self.home / "process-logs"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = _clean_environment()
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+                "AIRFLOW__CORE__FERNET_KEY": self.fernet_key,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__BASE_URL": self.api_url,
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-jwt-secret-" + self.fernet_key[:16],
+                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.log_folder),
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
+                    [
+                        {
+                            "name": "examples",
+                            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                            "kwargs": {"path": str(DAGS), "refresh_interval": 0},
+                        }
+                    ]
+                ),
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                # Only runs the tests trigger: no "latest interval" run appears when a DAG is unpaused.
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
+                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+                # A killed triggerer's triggers go to a healthy one after this many seconds.
+                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8",
+                "PYTHONUNBUFFERED": "1",
+                "NO_PROXY": "*",
+                "no_proxy": "*",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    # -- processes ----------------------------------------------------------------------------------
+    def airflow(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """Run one ``airflow`` CLI command against this deployment and return its output."""
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.home,
+        )
+        if result.returncode != 0:
+            raise DeploymentError(
+                f"`airflow {' '.join(args)}` exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def start_component(self, name: str, *args: str) -> Component:
+        """Start ``airflow <args>`` in its own session; a second start of ``name`` gets a new log file."""
+        self.process_log_folder.mkdir(parents=True, exist_ok=True)
+        number = sum(1 for c in self.process_log_folder.glob(f"{name}*.log"))
+        log_path = self.process_log_folder / (f"{name}.log" if number == 0 else f"{name}.{number}.log")
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "airflow", *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.home,
+                start_new_session=True,
+            )
+        component = Component(name=name, process=process, log_path=log_path)
+        self.components[name] = component
+        return component
+
+    def start_triggerer(self) -> Component:
+        return self.start_component("triggerer", "triggerer", "--skip-serve-logs")
+
+    def kill_component(self, name: str) -> None:
+        """SIGKILL the component and every process of its group, like a lost machine."""
+        component = self.components[name]
+        _signal_group(component.pid, signal.SIGKILL)
+        component.process.wait(timeout=30)
+
+    def stop_component(self, name: str, grace: float = 15) -> None:
+        component = self.components.pop(name, None)
+        if component is None:
+            return
+        _signal_group(component.pid, signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            component.process.wait(timeout=grace)
+        _signal_group(component.pid, signal.SIGKILL)
+        with suppress(subprocess.TimeoutExpired):
+            component.process.wait(timeout=10)
+
+    def stray_processes(self) -> list[psutil.Process]:
+        """Every live process (but this one) whose environment carries this AIRFLOW_HOME."""
+        found = []
+        for proc in psutil.process_iter(["pid"]):
+            if proc.pid == os.getpid():
+                continue
+            try:
+                if proc.environ().get("AIRFLOW_HOME") == str(self.home) and proc.status() != "zombie":
+                    found.append(proc)
+            except (psutil.Error, OSError):
+                continue
+        return found
+
+    def stop(self) -> None:
+        # Workers and task processes first (they live in the scheduler's group), the api-server last.
+        for name in ("scheduler", "triggerer", "dag-processor", "api-server"):
+            self.stop_component(name)
+        for name in list(self.components):
+            self.stop_component(name)
+        for proc in self.stray_processes():
+            with suppress(psutil.Error):
+                proc.kill()
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def logs_tail(self, lines: int = 30) -> str:
+        parts = []
+        for path in sorted(self.process_log_folder.glob("*.log")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {path.name} (last {len(text)} lines) ---\n" + "\n".join(text))
+        return "\n".join(parts)
+
+    def start(self) -> AirflowDeployment:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.airflow("db", "migrate", timeout=300)
+        self.start_component("api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.api_port))
+        self.start_component("dag-processor", "dag-processor")
+        # --skip-serve-logs: Airflow's log servers bind every interface; the api-server reads the
+        # task logs from the shared local folder anyway.
+        self.start_component("scheduler", "scheduler", "--skip-serve-logs")
+        self.start_triggerer()
+        wait_for("the api-server", self._api_ready, timeout=120, logs=self.logs_tail())
+        wait_for("the example DAG to be parsed", self._dag_parsed, timeout=120, logs=self.logs_tail())
+        self.api("PATCH", "/api/v2/dags/hailuo_daily_content", json={"is_paused": False})
+        return self
+
+    # -- the REST API -------------------------------------------------------------------------------
+    def _api_ready(self) -> bool:
+        self._ensure_alive()
+        response = requests.get(f"{self.api_url}/api/v2/monitor/health", timeout=5)
+        return response.status_code == 200
+
+    def _dag_parsed(self) -> bool:
+        self._ensure_alive()
+        with self.db() as conn:
+            row = conn.execute(
+                sa.text("SELECT 1 FROM serialized_dag WHERE dag_id = 'hailuo_daily_content'")
+            ).first()
+        return row is not None
+
+    def _ensure_alive(self) -> None:
+        for component in self.components.values():
+            if not component.alive():
+                raise DeploymentError(
+                    f"{component.name} exited with {component.process.returncode}\n{self.logs_tail()}"
+                )
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        if self._token is None:
+            response = requests.get(f"{self.api_url}/auth/token", timeout=30)
+            response.raise_for_status()
+            self._token = response.json()["access_token"]
+        headers = {"Authorization": f"Bearer {self._token}", **kwargs.pop("headers", {})}
+        response = requests.request(method, f"{self.api_url}{path}", headers=headers, timeout=60, **kwargs)
+        if response.status_code >= 400:
+            raise DeploymentError(f"{method} {path} -> {response.status_code}: {response.text}")
+        return response.json() if response.content else None
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any]) -> str:
+        """Trigger a run through the REST API and return its run id."""
+        body = {"logical_date": None, "conf": dict(conf)}
+        return self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+
+    # -- the metadata database ----------------------------------------------------------------------
+    @contextmanager
+    def db(self) -> Iterator[sa.Connection]:
+        if self._engine is None:
+            self._engine = sa.create_engine(
+                f"sqlite:///{self.db_path}", connect_args={"timeout": 60}, poolclass=sa.pool.NullPool
+            )
+        with self._engine.connect() as conn:
+            yield conn
+
+    def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        with self.db() as conn:
+            return [dict(row._mapping) for row in conn.execute(sa.text(sql), params)]
+
+    def run_state(self, dag_id: str, run_id: str) -> str | None:
+        rows = self.query(
+            "SELECT state FROM dag_run WHERE dag_id = :dag_id AND run_id = :run_id",
+            dag_id=dag_id,
+            run_id=run_id,
+        )
+        return rows[0]["state"] if rows else None
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 180) -> str:
+        def finished() -> str | None:
+            self._ensure_alive()
+            state = self.run_state(dag_id, run_id)
+            return state if state in FINISHED_RUN_STATES else None
+
+        return wait_for(
+            f"run {run_id} to finish", finished, timeout=timeout, interval=1, logs=self.logs_tail()
+        )
+
+    def task_instances(self, dag_id: str, run_id: str, task_id: str | None = None) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT id, task_id, map_index, state, try_number, pid, next_method, trigger_id "
+            "FROM task_instance WHERE dag_id = :dag_id AND run_id = :run_id"
+        )
+        params: dict[str, Any] = {"dag_id": dag_id, "run_id": run_id}
+        if task_id is not None:
+            sql += " AND task_id = :task_id"
+            params["task_id"] = task_id
+        return self.query(sql + " ORDER BY task_id, map_index", **params)
+
+    def xcoms(self, dag_id: str, run_id: str, task_id: str) -> dict[int, Any]:
+        """``{map_index: value}`` of the task's ``return_value`` XComs (stored as JSON)."""
+        rows = self.query(
+            "SELECT map_index, value FROM xcom WHERE dag_id = :dag_id AND run_id = :run_id "
+            "AND task_id = :task_id AND key = 'return_value'",
+            dag_id=dag_id,
+            run_id=run_id,
+            task_id=task_id,
+        )
+        return {row["map_index"]: _json_value(row["value"]) for row in rows}
+
+    def decrypt(self, token: str) -> str:
+        if token.startswith("{"):
+            return token
+        return Fernet(self.fernet_key.encode()).decrypt(token.encode()).decode()
+
+    def triggers(self) -> dict[int, dict[str, Any]]:
+        """``{trigger id: {"classpath", "kwargs" (decrypted, deserialized), "triggerer_id"}}``."""
+        from airflow.sdk.serde import deserialize
+
+        triggers = {}
+        for row in self.query("SELECT id, classpath, kwargs, triggerer_id FROM trigger"):
+            kwargs = deserialize(json.loads(self.decrypt(row["kwargs"])))
+            triggers[row["id"]] = {
+                "classpath": row["classpath"],
+                "kwargs": kwargs,
+                "raw": self.decrypt(row["kwargs"]),
+                "triggerer_id": row["triggerer_id"],
+            }
+        return triggers
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(os.getpgid(pid), signum)
+    except (ProcessLookupError, PermissionError):
+        with suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+@contextmanager
+def deployment(home: Path, extra_env: Mapping[str, str], parallelism: int = 4) -> Iterator[AirflowDeployment]:
+    airflow = AirflowDeployment(home=home, extra_env=extra_env, parallelism=parallelism)
+    try:
+        airflow.start()
+        yield airflow
+    finally:
+        airflow.stop()
