@@ -10,12 +10,13 @@ task that imports this hook. aiohttp is imported only where it runs: in the trig
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -81,6 +82,9 @@ class ConnectionSettings:
     verify: bool | str = True
     #: Read timeout for API calls from the connection's ``timeout`` extra, if set.
     timeout: float | None = None
+    #: The environment's proxy for ``base_url`` (async path only; requests reads it itself).
+    proxy: str | None = None
+    proxy_auth: Any = field(default=None, repr=False)
 
     @property
     def auth_header(self) -> dict[str, str]:
@@ -251,8 +255,11 @@ class HailuoHook(BaseHook):
             )
 
             conn = await get_async_connection(self.hailuo_conn_id, hook=self)
-            self._settings = connection_settings(conn, await get_async_extra_dejson(conn))
-            await _amask(self._settings.api_key)
+            settings = connection_settings(conn, await get_async_extra_dejson(conn))
+            await _amask(settings.api_key)
+            # Looked up once here (it may read ~/.netrc: a thread), not by aiohttp on every request.
+            proxy, proxy_auth = await asyncio.to_thread(_env_proxy, settings.base_url)
+            self._settings = replace(settings, proxy=proxy, proxy_auth=proxy_auth)
         return self._settings
 
     def get_conn(self) -> requests.Session:
@@ -394,6 +401,8 @@ class HailuoHook(BaseHook):
                         params={"task_id": task_id},
                         headers={**settings.auth_header, "User-Agent": USER_AGENT},
                         ssl=settings.ssl_for_aiohttp(),
+                        proxy=settings.proxy,
+                        proxy_auth=settings.proxy_auth,
                         timeout=timeout,
                     ) as response:
                         body = await response.read()
@@ -453,6 +462,18 @@ def _uncertain(why: str) -> HailuoSubmitUncertainError:
         f"The Hailuo submission may have been accepted ({why}). It was NOT retried, to avoid paying "
         "for a second video: check the provider's console for a new task before running this task again."
     )
+
+
+def _env_proxy(url: str) -> tuple[str | None, Any]:
+    """The HTTP(S)_PROXY / NO_PROXY answer for ``url``, as aiohttp's ``trust_env`` would give it."""
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    try:
+        proxy, auth = get_env_proxy_for_url(URL(url))
+    except LookupError:
+        return None, None
+    return str(proxy), auth
 
 
 def _mask(secret: str) -> None:

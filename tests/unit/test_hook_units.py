@@ -159,3 +159,13 @@ def test_expected_length_counts_only_identity_bodies(headers, expected):
     from airflow_provider_hailuo.operators.hailuo import expected_length
 
     assert expected_length(headers) == expected
+
+
+def test_env_proxy_is_resolved_once_like_trust_env(monkeypatch):
+    from airflow_provider_hailuo.hooks.hailuo import _env_proxy
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:pw@proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    proxy, auth = _env_proxy("https://api.ppinfra.com")
+    assert proxy == "http://proxy.internal:3128" and auth.login == "user"
+    assert _env_proxy("http://127.0.0.1:8000") == (None, None)
