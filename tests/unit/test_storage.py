@@ -1,0 +1,69 @@
+"""The landing path on a local disk: read-ahead, checks before commit, nothing half-written."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+import pytest
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_hailuo.api import HailuoDownloadError
+from airflow_provider_hailuo.storage import land_stream, read_ahead
+
+MP4 = b"\x00\x00\x00\x20ftypisom" + b"\x00" * 20
+
+
+def test_read_ahead_keeps_order_and_content():
+    chunks = [bytes([i]) * 1000 for i in range(50)]
+    assert list(read_ahead(iter(chunks), depth=3)) == chunks
+
+
+def test_read_ahead_passes_the_reader_error_on():
+    def broken():
+        yield b"a"
+        raise ConnectionError("cut")
+
+    with pytest.raises(ConnectionError, match="cut"):
+        list(read_ahead(broken()))
+
+
+def test_read_ahead_stops_reading_when_the_consumer_stops():
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(1)
+            yield b"x"
+
+    ahead = read_ahead(endless(), depth=2)
+    next(ahead)
+    ahead.close()
+    time.sleep(0.3)
+    count = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == count <= 5
+    assert not [t for t in threading.enumerate() if t.name == "hailuo-download-read-ahead" and t.is_alive()]
+
+
+def test_land_stream_commits_a_whole_mp4(tmp_path):
+    target = ObjectStoragePath((tmp_path / "v.mp4").as_uri())
+    landed = land_stream(iter([MP4[:10], MP4[10:]]), target, expected_bytes=len(MP4), overwrite=False)
+    assert (tmp_path / "v.mp4").read_bytes() == MP4
+    assert landed.sha256 == hashlib.sha256(MP4).hexdigest() and landed.bytes == len(MP4)
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected", "message"),
+    [
+        ([MP4[:20]], len(MP4), "cut short"),
+        ([b"<html>not a video</html>"], None, "not an MP4"),
+        ([], None, "not an MP4"),
+    ],
+)
+def test_land_stream_commits_nothing_on_a_bad_body(tmp_path, chunks, expected, message):
+    target = ObjectStoragePath((tmp_path / "v.mp4").as_uri())
+    with pytest.raises(HailuoDownloadError, match=message):
+        land_stream(iter(chunks), target, expected_bytes=expected, overwrite=False)
+    assert list(tmp_path.iterdir()) == []
