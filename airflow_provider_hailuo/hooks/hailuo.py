@@ -212,7 +212,6 @@ class HailuoHook(BaseHook):
     default_conn_name = "hailuo_default"
     conn_type = "hailuo"
     hook_name = "MiniMax Hailuo"
-    default_host = DEFAULT_BASE_URL
 
     def __init__(
         self,
