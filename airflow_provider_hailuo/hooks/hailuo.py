@@ -14,7 +14,8 @@ import asyncio
 import json
 import logging
 import ssl
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -246,20 +247,25 @@ class HailuoHook(BaseHook):
         return self._settings
 
     async def asettings(self) -> ConnectionSettings:
-        """Resolved once per hook without blocking the event loop (triggerer)."""
-        if self._settings is None:
-            from airflow.providers.common.compat.connection import (
-                get_async_connection,
-                get_async_extra_dejson,
-            )
+        """
+        Resolved without blocking the event loop, and shared by the loop's triggers for a minute.
 
-            conn = await get_async_connection(self.hailuo_conn_id, hook=self)
-            settings = connection_settings(conn, await get_async_extra_dejson(conn))
-            await _amask(settings.api_key)
-            # Looked up once here (it may read ~/.netrc: a thread), not by aiohttp on every request.
-            proxy, proxy_auth = await asyncio.to_thread(_env_proxy, settings.base_url)
-            self._settings = replace(settings, proxy=proxy, proxy_auth=proxy_auth)
+        A triggerer that starts (or takes over) ten thousand waits would otherwise look the same
+        connection up ten thousand times at once; one lookup per connection id serves them all.
+        """
+        if self._settings is None:
+            self._settings = await _shared_async_settings(self.hailuo_conn_id, self._resolve_async)
         return self._settings
+
+    async def _resolve_async(self) -> ConnectionSettings:
+        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+        conn = await get_async_connection(self.hailuo_conn_id, hook=self)
+        settings = connection_settings(conn, await get_async_extra_dejson(conn))
+        await _amask(settings.api_key)
+        # Looked up once here (it may read ~/.netrc: a thread), not by aiohttp on every request.
+        proxy, proxy_auth = await asyncio.to_thread(_env_proxy, settings.base_url)
+        return replace(settings, proxy=proxy, proxy_auth=proxy_auth)
 
     def get_conn(self) -> requests.Session:
         """A keep-alive session carrying the key; connection extras never become headers."""
@@ -386,6 +392,17 @@ class HailuoHook(BaseHook):
 
     async def aget_task_result(self, task_id: str) -> TaskResult:
         """The same read for the triggerer: aiohttp on the loop's shared session, nothing blocking."""
+        try:
+            return await self._aread_task(task_id)
+        except HailuoAuthError:
+            if self._settings is None:
+                raise
+            # The key may have been rotated since the shared lookup: look it up afresh, once.
+            _forget_async_settings(self.hailuo_conn_id)
+            self._settings = None
+            return await self._aread_task(task_id)
+
+    async def _aread_task(self, task_id: str) -> TaskResult:
         import aiohttp  # only the triggerer pays for importing aiohttp, not every worker task
 
         from airflow_provider_hailuo.hooks.async_session import shared_client_session
@@ -461,6 +478,36 @@ def _uncertain(why: str) -> HailuoSubmitUncertainError:
         f"The Hailuo submission may have been accepted ({why}). It was NOT retried, to avoid paying "
         "for a second video: check the provider's console for a new task before running this task again."
     )
+
+
+#: How long the triggers of one event loop share a resolved connection (a rotated key is picked up
+#: by waits that start after that).
+ASYNC_SETTINGS_TTL = 60.0
+_async_settings: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Task[ConnectionSettings]]]
+] = weakref.WeakKeyDictionary()
+
+
+async def _shared_async_settings(
+    conn_id: str, resolve: Callable[[], Coroutine[Any, Any, ConnectionSettings]]
+) -> ConnectionSettings:
+    """One resolution per connection id and loop at a time; concurrent callers await the same one."""
+    loop = asyncio.get_running_loop()
+    entries = _async_settings.setdefault(loop, {})
+    entry = entries.get(conn_id)
+    if entry is None or entry[0] < loop.time():
+        entry = (loop.time() + ASYNC_SETTINGS_TTL, loop.create_task(resolve()))
+        entries[conn_id] = entry
+    try:
+        return await asyncio.shield(entry[1])
+    except Exception:
+        if entries.get(conn_id) is entry:
+            del entries[conn_id]  # a failed lookup is not remembered
+        raise
+
+
+def _forget_async_settings(conn_id: str) -> None:
+    _async_settings.get(asyncio.get_running_loop(), {}).pop(conn_id, None)
 
 
 def _env_proxy(url: str) -> tuple[str | None, Any]:

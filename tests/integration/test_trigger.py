@@ -161,3 +161,40 @@ def test_many_triggers_share_one_connection_pool(hailuo_conn):
 )
 def test_next_poll_delay_follows_eta_within_bounds(eta, expected):
     assert next_poll_delay(eta, 5.0, 60.0) == expected
+
+
+def test_triggers_of_one_loop_share_one_connection_lookup(hailuo_conn, monkeypatch):
+    from airflow_provider_hailuo.hooks import hailuo as hook_module
+
+    lookups = []
+    original = hook_module.HailuoHook._resolve_async
+
+    async def counting(self):
+        lookups.append(self.hailuo_conn_id)
+        return await original(self)
+
+    monkeypatch.setattr(hook_module.HailuoHook, "_resolve_async", counting)
+    task_ids = [submit(f"p{i}") for i in range(10)]
+
+    async def all_events():
+        return await asyncio.gather(*(first_event(make_trigger(t)) for t in task_ids))
+
+    assert [e["status"] for e in asyncio.run(all_events())] == ["success"] * 10
+    assert lookups == ["hailuo_default"]
+
+
+def test_a_rotated_key_is_looked_up_again_on_401(emulator, monkeypatch):
+    from tests.conftest import EMULATOR_KEY, hailuo_conn_uri
+
+    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(emulator.url, EMULATOR_KEY))
+    task_id = submit()
+
+    async def wait_after_rotation():
+        # The loop's shared lookup still holds the old key when the connection gets the new one.
+        monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(emulator.url, "old-revoked-key"))
+        await HailuoHook().asettings()
+        monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(emulator.url, EMULATOR_KEY))
+        return await first_event(make_trigger(task_id))
+
+    assert asyncio.run(wait_after_rotation())["status"] == "success"
+    assert emulator.counters()["status_401"] == 1
