@@ -1,6 +1,6 @@
 """
 Run the four benchmarks and print one table (``make bench``). ``--quick``: small N, small files,
-about two minutes; the full run (for RESULTS.md) takes about 20-25 minutes.
+about five minutes; the full run (for RESULTS.md) takes about 20 minutes.
 
 1. waiting at scale (``bench_waiting.py``)   3. streaming download (``bench_download.py``)
 2. poll economy (``bench_polls.py``)         4. import and parse cost (``bench_import.py``)
