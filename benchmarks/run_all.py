@@ -31,7 +31,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="small N and small files (~2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="small N and small files (~5 minutes)")
     parser.add_argument("--only", action="append", choices=ALL, help="run only these (repeatable)")
     parser.add_argument("--json", type=Path, help="directory for the raw results as JSON")
     parser.add_argument(
