@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -79,6 +80,7 @@ def video_url(api: str, task_id: str) -> str:
 
 
 def run_worker(env: dict[str, str], *args: str) -> dict[str, Any]:
+    os.sync()  # every timed download starts with no dirty pages of an earlier one pending
     proc = subprocess.run(
         [PYTHON, str(BENCH_DIR / "_download_worker.py"), *args],
         capture_output=True,
@@ -93,6 +95,7 @@ def run_worker(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 
 def run_curl(url: str, target: Path) -> float:
+    os.sync()
     started = time.perf_counter()
     subprocess.run(["curl", "-sS", "--fail", "-o", str(target), url], check=True, timeout=900)
     elapsed = time.perf_counter() - started
