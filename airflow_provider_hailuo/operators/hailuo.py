@@ -22,7 +22,7 @@ from airflow_provider_hailuo.api import (
     coerce_rendered,
 )
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
-from airflow_provider_hailuo.storage import land_stream, plain_uri, read_ahead
+from airflow_provider_hailuo.storage import DOWNLOAD_CHUNK_BYTES, land_stream, plain_uri, read_ahead
 
 #: Fields a DAG author may set through a template; checked again after rendering.
 REQUEST_FIELDS = (
@@ -229,7 +229,7 @@ class HailuoDownloadVideoOperator(BaseOperator):
                 with self.hook.stream_video(url) as response:
                     content_type = response.headers.get("Content-Type", "video/mp4")
                     landed = land_stream(
-                        read_ahead(response.iter_content(chunk_size=2**20)),
+                        read_ahead(response.iter_content(chunk_size=DOWNLOAD_CHUNK_BYTES)),
                         target,
                         expected_bytes=expected_length(response.headers),
                         overwrite=self.overwrite,
