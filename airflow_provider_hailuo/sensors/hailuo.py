@@ -76,10 +76,7 @@ class HailuoTaskSensor(BaseSensorOperator):
     def _outcome(self, result: TaskResult) -> dict[str, Any] | None:
         """The XCom value when finished well, None while running; raises for a failed generation."""
         if result.failed:
-            raise AirflowFailException(
-                f"Hailuo task {result.task_id} failed: {result.reason or 'no reason given'} "
-                "(not retried: a retry would pay for the same failure)"
-            )
+            raise _generation_failed(result.task_id, result.reason)
         if result.succeeded:
             self.log.info("Hailuo %s", result.describe())
             return result.to_xcom()
@@ -136,13 +133,18 @@ class HailuoTaskSensor(BaseSensorOperator):
             self.log.info("Hailuo task %s succeeded", task_id)
             return event["result"]
         if status == "failed":
-            raise AirflowFailException(
-                f"Hailuo task {task_id} failed: {event.get('reason') or 'no reason given'} "
-                "(not retried: a retry would pay for the same failure)"
-            )
+            raise _generation_failed(task_id, event.get("reason"))
         if status == "timeout":
             raise AirflowSensorTimeout(event.get("message", f"Hailuo task {task_id} timed out"))
         message = event.get("message", f"unexpected trigger event for Hailuo task {task_id}")
         if event.get("fatal"):
             raise AirflowFailException(message)
         raise AirflowException(message)
+
+
+def _generation_failed(task_id: str, reason: str | None) -> AirflowFailException:
+    """Fail without retries, whether the worker or the trigger saw it: a retry pays for it again."""
+    return AirflowFailException(
+        f"Hailuo task {task_id} failed: {reason or 'no reason given'} "
+        "(not retried: a retry would pay for the same failure)"
+    )
