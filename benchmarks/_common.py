@@ -119,40 +119,36 @@ class Emulator:
 
 
 @contextlib.contextmanager
-def emulator(*args: str, log_dir: Path | None = None) -> Iterator[Emulator]:
-    """Start ``benchmarks/_emulator.py`` (the product CLI plus two counters) on loopback; stop it after."""
-    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="hailuo-bench-emu-"))
-    log_path = log_dir / "emulator.log"
+def listening_process(
+    cmd: list[str], log_path: Path, env: dict[str, str], name: str
+) -> Iterator[tuple[subprocess.Popen[Any], str]]:
+    """Start a server that prints ``... listening on http://HOST:PORT`` first; yield it and its URL."""
     with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            [
-                PYTHON,
-                str(BENCH_DIR / "_emulator.py"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--api-key",
-                API_KEY,
-                "--log-level",
-                "WARNING",
-                *args,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            text=True,
-            env=airflow_env(log_dir),
-        )
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file, text=True, env=env)
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline()
             match = re.search(r"listening on (http://\S+)", line)
             if not match:
-                raise RuntimeError(f"emulator did not start: {line!r}; see {log_path}")
-            emu = Emulator(proc=proc, url=match.group(1), log_path=log_path)
-            yield emu
+                raise RuntimeError(f"{name} did not start: {line!r}; see {log_path}")
+            yield proc, match.group(1)
         finally:
             stop_process(proc)
+
+
+@contextlib.contextmanager
+def emulator(*args: str, log_dir: Path | None = None) -> Iterator[Emulator]:
+    """Start ``benchmarks/_emulator.py`` (the product CLI plus two counters) on loopback; stop it after."""
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="hailuo-bench-emu-"))
+    log_path = log_dir / "emulator.log"
+    cmd = [
+        PYTHON,
+        str(BENCH_DIR / "_emulator.py"),
+        *("--host", "127.0.0.1", "--port", "0", "--api-key", API_KEY, "--log-level", "WARNING"),
+        *args,
+    ]
+    with listening_process(cmd, log_path, airflow_env(log_dir), "emulator") as (proc, url):
+        yield Emulator(proc=proc, url=url, log_path=log_path)
 
 
 def stop_process(proc: subprocess.Popen[Any], timeout: float = 20) -> None:

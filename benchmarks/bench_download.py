@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -38,10 +37,10 @@ from _common import (
     emulator,
     fmt_num,
     hailuo_conn,
+    listening_process,
     median,
     ratio,
     snapshot_product,
-    stop_process,
     submit_tasks,
 )
 
@@ -51,22 +50,9 @@ S3_CONN_ID = "hailuo_bench_s3"
 
 @contextmanager
 def s3_server(workdir: Path) -> Iterator[str]:
-    with open(workdir / "s3.log", "w") as log:
-        proc = subprocess.Popen(
-            [PYTHON, str(BENCH_DIR / "_s3_server.py")],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env=airflow_env(workdir),
-        )
-        try:
-            assert proc.stdout is not None
-            match = re.search(r"listening on (http://\S+)", proc.stdout.readline())
-            if not match:
-                raise RuntimeError("S3 server did not start")
-            yield match.group(1)
-        finally:
-            stop_process(proc)
+    cmd = [PYTHON, str(BENCH_DIR / "_s3_server.py")]
+    with listening_process(cmd, workdir / "s3.log", airflow_env(workdir), "S3 server") as (_, url):
+        yield url
 
 
 def video_url(api: str, task_id: str) -> str:
