@@ -39,6 +39,7 @@ FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
 MINIMAX_MIN_SHORT_SIDE = 300
 MINIMAX_ASPECT_RANGE = (2 / 5, 5 / 2)
 #: Range-read size for the header: Pillow asks for a few hundred bytes, a JPEG's EXIF may need more.
+#: (Pillow's WebP reader takes the whole file; the 20 MB check before it bounds that.)
 HEADER_BLOCK_BYTES = 64 * 1024
 LOCAL_PROTOCOLS = ("file", "local", "")
 _DATA_URL_RE = re.compile(r"^data:(?P<mime>[^;,]*)(?P<params>(?:;[^;,]*)*),(?P<payload>.*)$", re.DOTALL)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -288,3 +290,26 @@ def test_poster_of_garbage_fails(tmp_path):
     fake.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 500)
     with pytest.raises(HailuoVideoCheckError):
         poster_jpeg(fake)
+
+
+def test_the_provider_imports_and_falls_back_without_pyav():
+    """``av`` blocked: importing media costs nothing, and ``"warn"`` falls back with one warning."""
+    script = """
+import io, logging, sys
+sys.modules["av"] = None  # what an environment without the [media] extra looks like to import
+from airflow_provider_hailuo import media
+assert media.media_available() is False
+logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(message)s")
+assert media.verify(io.BytesIO(b"x"), "warn", media.Expected(duration_s=6)) is None
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("PyAV is not installed") == 1
+
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, airflow_provider_hailuo.media; print('av' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert imported.stdout.strip() == "False"
