@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import queue
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
-from airflow.sdk import ObjectStoragePath
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_hailuo.api import HailuoDownloadError, looks_like_mp4
 
@@ -38,6 +39,7 @@ UPLOAD_BLOCK_SIZE = 8 * 2**20
 DOWNLOAD_CHUNK_BYTES = 124 * 1024
 #: Chunks read ahead at most (~4 MiB in memory).
 READ_AHEAD_CHUNKS = 32
+READ_AHEAD_THREAD = "hailuo-download-read-ahead"
 
 
 @dataclass(frozen=True)
@@ -50,14 +52,15 @@ class LandedFile:
 _END = object()
 
 
-def read_ahead(chunks: Iterable[bytes], depth: int = READ_AHEAD_CHUNKS) -> Iterator[bytes]:
+def read_ahead(chunks: Iterable[bytes], depth: int = READ_AHEAD_CHUNKS) -> Generator[bytes, None, None]:
     """
     Yield ``chunks``, reading the next ones in a thread meanwhile.
 
     A download is read (socket), hashed and written one after another; on a 2-core worker the
     socket reads then take a fifth of the time. Reading ahead overlaps them with hashing and writing
     (both release the GIL). At most ``depth`` chunks wait in memory, so memory stays flat. If the
-    caller stops early, the reader stops at its next chunk (or when the response is closed).
+    caller stops early, close the generator: the reader is told to stop and joined, so nothing
+    reads from the response after that (close it before the response).
     """
     pending: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -81,7 +84,8 @@ def read_ahead(chunks: Iterable[bytes], depth: int = READ_AHEAD_CHUNKS) -> Itera
             return
         hand_over(_END)
 
-    threading.Thread(target=read, name="hailuo-download-read-ahead", daemon=True).start()
+    reader = threading.Thread(target=read, name=READ_AHEAD_THREAD, daemon=True)
+    reader.start()
     try:
         while (item := pending.get()) is not _END:
             if isinstance(item, BaseException):
@@ -89,6 +93,8 @@ def read_ahead(chunks: Iterable[bytes], depth: int = READ_AHEAD_CHUNKS) -> Itera
             yield item
     finally:
         stop.set()
+        # The reader is at most one socket read (bounded by the read timeout) from seeing `stop`.
+        reader.join()
 
 
 def _protocol(path: ObjectStoragePath) -> str:
@@ -105,15 +111,23 @@ def plain_uri(path: ObjectStoragePath) -> str:
     return f"{protocol}://{location}"
 
 
+#: Object stores whose fsspec filesystem can refuse a commit over an existing object ("xb": S3's
+#: conditional write). Elsewhere an existence check right before the commit narrows the race.
+EXCLUSIVE_PROTOCOLS = ("s3", "s3a")
+
+
 @contextmanager
-def open_uncommitted(path: ObjectStoragePath) -> Iterator[tuple[IO[bytes], Any]]:
+def open_uncommitted(path: ObjectStoragePath, *, exclusive: bool = False) -> Iterator[tuple[IO[bytes], Any]]:
     """
     Yield ``(file, commit)``: the object appears at ``path`` only if ``commit()`` is called.
 
     Leaving the block without committing (or with an exception) throws the written bytes away.
+    With ``exclusive``, ``commit()`` raises :class:`FileExistsError` instead of replacing an object
+    that appeared at ``path`` meanwhile.
     """
     committed = False
-    if _protocol(path) in LOCAL_PROTOCOLS:
+    protocol = _protocol(path)
+    if protocol in LOCAL_PROTOCOLS:
         path.parent.mkdir(parents=True, exist_ok=True)
         part = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.part"
         handle = part.open("wb")
@@ -121,7 +135,11 @@ def open_uncommitted(path: ObjectStoragePath) -> Iterator[tuple[IO[bytes], Any]]
         def commit() -> None:
             nonlocal committed
             handle.close()
-            part.rename(path)
+            if exclusive:
+                os.link(part.path, path.path)  # atomic, and refuses an existing name
+                part.unlink()
+            else:
+                part.rename(path)
             committed = True
 
         try:
@@ -132,12 +150,23 @@ def open_uncommitted(path: ObjectStoragePath) -> Iterator[tuple[IO[bytes], Any]]
                 part.unlink(missing_ok=True)
         return
 
-    remote = path.fs.open(path.path, "wb", autocommit=False, block_size=UPLOAD_BLOCK_SIZE)
+    conditional = exclusive and protocol in EXCLUSIVE_PROTOCOLS
+    mode = "xb" if conditional else "wb"
+    remote = path.fs.open(path.path, mode, autocommit=False, block_size=UPLOAD_BLOCK_SIZE)
 
     def commit_remote() -> None:
         nonlocal committed
+        if exclusive and not conditional and path.fs.exists(path.path):
+            raise FileExistsError(plain_uri(path))
         remote.close()
-        remote.commit()
+        try:
+            remote.commit()
+        except FileExistsError:
+            raise
+        except Exception as err:
+            if conditional and _precondition_failed(err):
+                raise FileExistsError(plain_uri(path)) from err
+            raise
         committed = True
 
     try:
@@ -148,6 +177,13 @@ def open_uncommitted(path: ObjectStoragePath) -> Iterator[tuple[IO[bytes], Any]]
                 remote.close()
             finally:
                 remote.discard()
+
+
+def _precondition_failed(err: BaseException) -> bool:
+    """S3's answer to a conditional write over an existing object (HTTP 412)."""
+    response = getattr(err, "response", None) or getattr(err.__cause__, "response", None) or {}
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return code in ("PreconditionFailed", "412") or "PreconditionFailed" in str(err)
 
 
 def sha256_of(path: ObjectStoragePath, chunk_size: int = 2**20) -> str:
@@ -177,7 +213,7 @@ def land_stream(
     existed = destination.exists()
     if existed and not overwrite:
         log.info("%s exists; downloading to compare before deciding", destination)
-    with open_uncommitted(destination) as (handle, commit):
+    with open_uncommitted(destination, exclusive=not overwrite) as (handle, commit):
         for chunk in chunks:
             if not chunk:
                 continue
@@ -197,12 +233,16 @@ def land_stream(
                 f"The download was cut short: {size} of {expected_bytes} bytes received (Content-Length)"
             )
         sha256 = digest.hexdigest()
-        if existed and not overwrite:
+        try:
+            if existed and not overwrite:
+                raise FileExistsError(plain_uri(destination))
+            commit()
+        except FileExistsError:
+            # There already, or created by someone else while this download ran: never replaced.
             if sha256_of(destination) != sha256:
                 raise HailuoDownloadError(
-                    f"{destination} already exists with different content; set overwrite=True to replace it"
-                )
+                    f"{plain_uri(destination)} already exists with different content; "
+                    "set overwrite=True to replace it"
+                ) from None
             log.info("%s already holds this exact video; kept as is", destination)
-        else:
-            commit()
     return LandedFile(uri=plain_uri(destination), bytes=size, sha256=sha256)

@@ -16,7 +16,7 @@ import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG, Param, get_current_context, task, task_group
+from airflow.providers.common.compat.sdk import DAG, Param, get_current_context, task, task_group
 
 from airflow_provider_hailuo.operators.hailuo import HailuoDownloadVideoOperator, HailuoSubmitVideoOperator
 from airflow_provider_hailuo.sensors.hailuo import HailuoTaskSensor
@@ -77,8 +77,10 @@ with DAG(
         download = HailuoDownloadVideoOperator(
             task_id="download",
             hailuo_task_id=submit.output,
-            # run_after, not ds: manual and API-triggered runs have no logical date in Airflow 3
-            destination="{{ params.destination }}{{ dag_run.run_after | ds }}/",
+            # run_after, not ds: manual and API-triggered runs have no logical date in Airflow 3;
+            # Airflow 2 has no run_after, and every run there has a logical date.
+            destination="{{ params.destination }}"
+            "{{ (dag_run.run_after if dag_run.run_after is defined else dag_run.logical_date) | ds }}/",
             storage_conn_id="{{ params.storage_conn_id or '' }}",
         )
         wait >> download

@@ -13,17 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import ssl
 import weakref
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import tenacity
-from airflow.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
 
 if TYPE_CHECKING:
     import requests
@@ -42,6 +40,13 @@ from airflow_provider_hailuo.api import (
     VideoRequest,
     check_http_url,
 )
+from airflow_provider_hailuo.hooks.connection import (
+    UI_FIELD_BEHAVIOUR,
+    ConnectionSettings,
+    build_ssl_context,
+    connection_settings,
+    form_widgets,
+)
 from airflow_provider_hailuo.hooks.retry import (
     SUBMIT_RETRY_STATUSES,
     is_connect_failure,
@@ -51,12 +56,13 @@ from airflow_provider_hailuo.hooks.retry import (
     retry_kwargs,
 )
 
-DEFAULT_BASE_URL = "https://api.ppinfra.com"
 TASK_RESULT_PATH = "/v3/async/task-result"
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 USER_AGENT = "airflow-provider-hailuo"
+#: A connection test answers within about this many seconds: one attempt, short timeouts.
+CONNECTION_TEST_TIMEOUT = (3.0, 7.0)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class _BearerAuth:
@@ -71,80 +77,6 @@ class _BearerAuth:
 
     def __repr__(self) -> str:
         return "<BearerAuth ***>"
-
-
-@dataclass(frozen=True)
-class ConnectionSettings:
-    """What a Hailuo connection resolves to. ``repr`` hides the key."""
-
-    conn_id: str
-    base_url: str
-    api_key: str = field(repr=False)
-    verify: bool | str = True
-    #: Read timeout for API calls from the connection's ``timeout`` extra, if set.
-    timeout: float | None = None
-    #: The environment's proxy for ``base_url`` (async path only; requests reads it itself).
-    proxy: str | None = None
-    proxy_auth: Any = field(default=None, repr=False)
-
-    @property
-    def auth_header(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
-
-    def url(self, path: str) -> str:
-        return self.base_url.rstrip("/") + path
-
-    def ssl_for_aiohttp(self) -> ssl.SSLContext | bool:
-        if self.verify is False:
-            return False
-        if isinstance(self.verify, str):
-            return ssl.create_default_context(cafile=self.verify)
-        return True
-
-
-def _verify_setting(extra: Mapping[str, Any]) -> bool | str:
-    """``verify`` extra: true (default), false, or a CA bundle path. Nothing else turns TLS checks off."""
-    value = extra.get("verify", True)
-    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
-        return False
-    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", ""):
-        return True
-    return value if isinstance(value, bool | str) else True
-
-
-def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
-    """Turn an Airflow connection into settings; one function for the sync and the async path."""
-    host = (conn.host or "").strip() or DEFAULT_BASE_URL
-    if "://" not in host:
-        host = f"{conn.schema or 'https'}://{host}"
-    if conn.port:
-        host = f"{host.rstrip('/')}:{conn.port}"
-    parts = urlsplit(host)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HailuoError(f"Connection {conn.conn_id!r}: host {host!r} is not an http(s) base URL")
-    api_key = conn.password or ""
-    if not api_key:
-        raise HailuoAuthError(
-            401,
-            "MISSING_API_KEY",
-            "the connection has no API key: put it in the connection's password field",
-            conn_id=conn.conn_id,
-        )
-    verify = _verify_setting(extra)
-    if verify is False and parts.hostname not in LOOPBACK_HOSTS:
-        log.warning(
-            "Connection %r has verify=false: TLS certificates of %s are NOT checked",
-            conn.conn_id,
-            parts.hostname,
-        )
-    timeout = extra.get("timeout")
-    try:
-        read_timeout = float(timeout) if timeout not in (None, "") else None
-    except (TypeError, ValueError):
-        raise HailuoError(f"Connection {conn.conn_id!r}: extra `timeout` must be seconds") from None
-    return ConnectionSettings(
-        conn_id=conn.conn_id, base_url=host, api_key=api_key, verify=verify, timeout=read_timeout
-    )
 
 
 def error_from_answer(
@@ -197,10 +129,10 @@ def parse_answer(
 
 class HailuoHook(BaseHook):
     """
-    Talk to the Hailuo-02 API (PPInfra or Novita AI) through an Airflow connection.
+    Talk to the Hailuo video API (PPInfra, Novita AI or MiniMax) through an Airflow connection.
 
-    :param hailuo_conn_id: connection of type ``hailuo``: host = base URL, password = API key,
-        extra ``{"verify": false | "/path/ca.pem"}`` only to change TLS verification.
+    :param hailuo_conn_id: connection of type ``hailuo``: host = base URL, password = API key;
+        extras ``api``, ``group_id``, ``verify``, ``ca_bundle``, ``timeout`` (see the README).
     :param timeout: (connect, read) seconds for API calls; default (10, the connection's ``timeout``
         extra or 30).
     :param retry_limit: attempts per call, the first included.
@@ -232,7 +164,17 @@ class HailuoHook(BaseHook):
         self.retry_max_wait = retry_max_wait
         self.retry_after_cap = retry_after_cap
         self._settings: ConnectionSettings | None = None
+        self._shared_entry: _SharedSettings | None = None
         self._session: requests.Session | None = None
+
+    # The connection form on Airflow < 3.2 (3.2+ reads the provider info's conn-fields instead).
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        return form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return UI_FIELD_BEHAVIOUR
 
     # ----------------------------------------------------------------------------------------------
     # connection
@@ -254,7 +196,8 @@ class HailuoHook(BaseHook):
         connection up ten thousand times at once; one lookup per connection id serves them all.
         """
         if self._settings is None:
-            self._settings = await _shared_async_settings(self.hailuo_conn_id, self._resolve_async)
+            self._shared_entry = _shared_entry(self.hailuo_conn_id, self._resolve_async)
+            self._settings = await _await_entry(self.hailuo_conn_id, self._shared_entry)
         return self._settings
 
     async def _resolve_async(self) -> ConnectionSettings:
@@ -263,9 +206,25 @@ class HailuoHook(BaseHook):
         conn = await get_async_connection(self.hailuo_conn_id, hook=self)
         settings = connection_settings(conn, await get_async_extra_dejson(conn))
         await _amask(settings.api_key)
-        # Looked up once here (it may read ~/.netrc: a thread), not by aiohttp on every request.
+        # Looked up once here, in a thread (~/.netrc and a CA bundle are files), not on every poll:
+        # an SSLContext is part of aiohttp's pool key, so one per settings keeps connections reused.
         proxy, proxy_auth = await asyncio.to_thread(_env_proxy, settings.base_url)
-        return replace(settings, proxy=proxy, proxy_auth=proxy_auth)
+        ssl_context = await asyncio.to_thread(build_ssl_context, settings.verify)
+        return replace(settings, proxy=proxy, proxy_auth=proxy_auth, ssl_context=ssl_context)
+
+    def _refresh_after_auth_error(self) -> bool:
+        """
+        Drop the shared settings this hook used, once: a rotated key is looked up again.
+
+        Only the entry this hook read is dropped; if another trigger has already replaced it, the
+        fresh one is reused. N triggers failing on one stale key make one lookup, not N.
+        """
+        if self._shared_entry is None:
+            return False
+        _drop_entry(self.hailuo_conn_id, self._shared_entry)
+        self._settings = None
+        self._shared_entry = None
+        return True
 
     def get_conn(self) -> requests.Session:
         """A keep-alive session carrying the key; connection extras never become headers."""
@@ -295,21 +254,26 @@ class HailuoHook(BaseHook):
 
     @cached_property
     def _download_session(self) -> requests.Session:
-        """A separate, keyless session: download links are pre-signed storage URLs, not API calls."""
+        """
+        A separate, keyless session: download links are pre-signed storage URLs, not API calls.
+
+        It keeps the system's trust store: a CA bundle set for a private API gateway would make
+        every storage link fail verification. Only ``verify: false`` turns checks off here too.
+        """
         import requests
 
         session = requests.Session()
         session.headers["User-Agent"] = USER_AGENT
         # The bytes on the wire are the file: no transfer compression, so Content-Length checks them.
         session.headers["Accept-Encoding"] = "identity"
-        session.verify = self.settings.verify
+        session.verify = self.settings.download_verify
         return session
 
-    def _retrying(self, what: str, retryable: Any) -> dict[str, Any]:
+    def _retrying(self, what: str, retryable: Any, attempts: int | None = None) -> dict[str, Any]:
         return retry_kwargs(
             what,
             retryable,
-            attempts=self.retry_limit,
+            attempts=attempts or self.retry_limit,
             initial_wait=self.retry_min_wait,
             max_wait=self.retry_max_wait,
             retry_after_cap=self.retry_after_cap,
@@ -319,25 +283,36 @@ class HailuoHook(BaseHook):
         self,
         method: str,
         path: str,
+        parse: Callable[[dict[str, Any]], T],
         *,
         what: str,
         retryable: Any,
         task_id: str | None = None,
         params: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+        attempts: int | None = None,
+        timeout: tuple[float, float] | None = None,
+    ) -> T:
+        """
+        One API call with its retry policy; ``parse`` runs inside each attempt.
+
+        So a garbled 2xx is retried (or not) by the same rule on workers and in the triggerer.
+        """
         session = self.get_conn()
         url = self.settings.url(path)
-        for attempt in tenacity.Retrying(**self._retrying(what, retryable)):
+        for attempt in tenacity.Retrying(**self._retrying(what, retryable, attempts)):
             with attempt:
-                response = session.request(method, url, params=params, json=body, timeout=self.timeout)
-                return parse_answer(
+                response = session.request(
+                    method, url, params=params, json=body, timeout=timeout or self.timeout
+                )
+                data = parse_answer(
                     response.status_code,
                     response.headers,
                     response.content,
                     task_id=task_id,
                     conn_id=self.hailuo_conn_id,
                 )
+                return parse(data)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     # ----------------------------------------------------------------------------------------------
@@ -355,8 +330,13 @@ class HailuoHook(BaseHook):
 
         path = f"/v3/async/{request.model}"
         try:
-            data = self._call(
-                "POST", path, what="submit", retryable=is_retryable_submit, body=request.to_body()
+            task_id = self._call(
+                "POST",
+                path,
+                _submitted_task_id,
+                what="submit",
+                retryable=is_retryable_submit,
+                body=request.to_body(),
             )
         except HailuoTransientError as err:
             if err.status in SUBMIT_RETRY_STATUSES:
@@ -370,36 +350,33 @@ class HailuoHook(BaseHook):
                     f"Could not connect to the Hailuo API ({type(err).__name__}); nothing was submitted"
                 ) from err
             raise _uncertain(f"{type(err).__name__} after the request was sent") from err
-        task_id = data.get("task_id")
-        if isinstance(task_id, int) and not isinstance(task_id, bool):
-            task_id = str(task_id)  # an SDK types ids loosely; a number is still an id
-        if not isinstance(task_id, str) or not task_id:
-            raise _uncertain("the answer carried no task_id")
         self.log.info("Submitted Hailuo generation (model %s): task_id=%s", request.model, task_id)
         return task_id
 
-    def get_task_result(self, task_id: str) -> TaskResult:
-        """Read a task once (with retries on transient trouble); for workers."""
-        data = self._call(
+    def get_task_result(
+        self, task_id: str, *, attempts: int | None = None, timeout: tuple[float, float] | None = None
+    ) -> TaskResult:
+        """Read a task once (with retries on transient trouble, a garbled answer included); for workers."""
+        return self._call(
             "GET",
             TASK_RESULT_PATH,
+            lambda data: TaskResult.from_json(data, task_id),
             what="task-result",
             retryable=is_retryable_read,
             task_id=task_id,
             params={"task_id": task_id},
+            attempts=attempts,
+            timeout=timeout,
         )
-        return TaskResult.from_json(data, task_id)
 
     async def aget_task_result(self, task_id: str) -> TaskResult:
         """The same read for the triggerer: aiohttp on the loop's shared session, nothing blocking."""
         try:
             return await self._aread_task(task_id)
         except HailuoAuthError:
-            if self._settings is None:
-                raise
             # The key may have been rotated since the shared lookup: look it up afresh, once.
-            _forget_async_settings(self.hailuo_conn_id)
-            self._settings = None
+            if not self._refresh_after_auth_error():
+                raise
             return await self._aread_task(task_id)
 
     async def _aread_task(self, task_id: str) -> TaskResult:
@@ -416,7 +393,7 @@ class HailuoHook(BaseHook):
                         settings.url(TASK_RESULT_PATH),
                         params={"task_id": task_id},
                         headers={**settings.auth_header, "User-Agent": USER_AGENT},
-                        ssl=settings.ssl_for_aiohttp(),
+                        ssl=settings.ssl_context,
                         proxy=settings.proxy,
                         proxy_auth=settings.proxy_auth,
                         timeout=timeout,
@@ -459,18 +436,43 @@ class HailuoHook(BaseHook):
             response.close()
 
     def test_connection(self) -> tuple[bool, str]:
-        """Read a task that does not exist: free, and it proves the host answers and takes the key."""
+        """
+        Read a task that does not exist: free, and it proves the host answers and takes the key.
+
+        One attempt with short timeouts, so the form's Test button answers within about ten seconds,
+        and a message that says what a person can act on.
+        """
+        import requests
+
         try:
-            self.get_task_result("airflow-connection-test")
+            settings = self.settings
+        except HailuoAuthError:
+            return False, "No API key: put the key in the connection's API key (password) field"
+        except HailuoError as err:
+            return False, str(err).replace(repr(self.hailuo_conn_id), "this connection")
+        try:
+            self.get_task_result("airflow-connection-test", attempts=1, timeout=CONNECTION_TEST_TIMEOUT)
         except HailuoAuthError as err:
-            return False, f"The API refused the key: {err}"
+            return False, f"{settings.base_url} refused the API key (HTTP {err.status})"
         except HailuoAPIError as err:
             if err.status in (400, 404):
-                return True, "Connection OK: the Hailuo API accepted the key"
-            return False, str(err)
-        except Exception as err:
-            return False, f"{type(err).__name__}: {err}"
-        return True, "Connection OK: the Hailuo API accepted the key"
+                return True, f"Connection OK: {settings.base_url} accepted the API key"
+            return False, f"{settings.base_url} answered HTTP {err.status}: not the Hailuo API, or it is down"
+        except HailuoMalformedAnswerError:
+            return False, f"{settings.base_url} answered, but not like the Hailuo API (is the URL right?)"
+        except requests.RequestException as err:
+            return False, f"{settings.base_url} is unreachable ({type(err).__name__})"
+        return True, f"Connection OK: {settings.base_url} accepted the API key"
+
+
+def _submitted_task_id(data: dict[str, Any]) -> str:
+    """The task id of a submit answer; an SDK types ids loosely, so a number is still an id."""
+    task_id = data.get("task_id")
+    if isinstance(task_id, int) and not isinstance(task_id, bool):
+        task_id = str(task_id)
+    if not isinstance(task_id, str) or not task_id:
+        raise HailuoMalformedAnswerError("the answer carried no task_id")
+    return task_id
 
 
 def _uncertain(why: str) -> HailuoSubmitUncertainError:
@@ -483,31 +485,48 @@ def _uncertain(why: str) -> HailuoSubmitUncertainError:
 #: How long the triggers of one event loop share a resolved connection (a rotated key is picked up
 #: by waits that start after that).
 ASYNC_SETTINGS_TTL = 60.0
-_async_settings: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Task[ConnectionSettings]]]
-] = weakref.WeakKeyDictionary()
 
 
-async def _shared_async_settings(
+@dataclass(eq=False)
+class _SharedSettings:
+    """One lookup of a connection, shared by the triggers of a loop until it expires or is dropped."""
+
+    expires: float
+    lookup: asyncio.Task[ConnectionSettings]
+
+
+_async_settings: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _SharedSettings]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shared_entry(
     conn_id: str, resolve: Callable[[], Coroutine[Any, Any, ConnectionSettings]]
-) -> ConnectionSettings:
-    """One resolution per connection id and loop at a time; concurrent callers await the same one."""
+) -> _SharedSettings:
+    """The loop's current lookup of ``conn_id``, started if there is none (or it expired)."""
     loop = asyncio.get_running_loop()
     entries = _async_settings.setdefault(loop, {})
     entry = entries.get(conn_id)
-    if entry is None or entry[0] < loop.time():
-        entry = (loop.time() + ASYNC_SETTINGS_TTL, loop.create_task(resolve()))
-        entries[conn_id] = entry
+    if entry is None or entry.expires < loop.time():
+        entry = entries[conn_id] = _SharedSettings(
+            loop.time() + ASYNC_SETTINGS_TTL, loop.create_task(resolve())
+        )
+    return entry
+
+
+async def _await_entry(conn_id: str, entry: _SharedSettings) -> ConnectionSettings:
     try:
-        return await asyncio.shield(entry[1])
+        return await asyncio.shield(entry.lookup)
     except Exception:
-        if entries.get(conn_id) is entry:
-            del entries[conn_id]  # a failed lookup is not remembered
+        _drop_entry(conn_id, entry)  # a failed lookup is not remembered
         raise
 
 
-def _forget_async_settings(conn_id: str) -> None:
-    _async_settings.get(asyncio.get_running_loop(), {}).pop(conn_id, None)
+def _drop_entry(conn_id: str, entry: _SharedSettings) -> None:
+    """Forget ``entry`` if it is still the current one; a newer lookup is left alone."""
+    entries = _async_settings.get(asyncio.get_running_loop(), {})
+    if entries.get(conn_id) is entry:
+        del entries[conn_id]
 
 
 def _env_proxy(url: str) -> tuple[str | None, Any]:
@@ -523,12 +542,18 @@ def _env_proxy(url: str) -> tuple[str | None, Any]:
 
 
 def _mask(secret: str) -> None:
-    from airflow.sdk.log import mask_secret
+    from airflow.providers.common.compat.sdk import mask_secret
 
     mask_secret(secret)
 
 
 async def _amask(secret: str) -> None:
-    from airflow.sdk.log import amask_secret
+    """Mask without a blocking call on the loop: ``amask_secret`` where Airflow has it (3.3+)."""
+    try:
+        from airflow.sdk.log import amask_secret
+    except ImportError:  # Airflow < 3.3: the synchronous call, in a thread
+        from asgiref.sync import sync_to_async
 
-    await amask_secret(secret)
+        await sync_to_async(_mask)(secret)
+    else:
+        await amask_secret(secret)

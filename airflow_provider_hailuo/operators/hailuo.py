@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import Asset, BaseOperator, ObjectStoragePath, ResumableJobMixin
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
+    Asset,
+    BaseOperator,
+    ObjectStoragePath,
+    ResumableJobMixin,
+)
 
 from airflow_provider_hailuo.api import (
     DEFAULT_MODEL,
@@ -38,6 +46,20 @@ REQUEST_FIELDS = (
 
 def _is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def rendered_extra_body(value: Any) -> Mapping[str, Any]:
+    """``extra_body`` after rendering: a mapping, or the JSON text of one (a template renders text)."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise HailuoValidationError("extra_body", "must be a JSON object", value) from None
+    if not isinstance(value, Mapping):
+        raise HailuoValidationError("extra_body", "must be a mapping of field name to value", value)
+    return value
 
 
 class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
@@ -85,7 +107,8 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
         self.resolution = resolution
         self.enable_prompt_expansion = enable_prompt_expansion
         self.model = model
-        self.extra_body = dict(extra_body) if extra_body else {}
+        # Kept as given: a template or an XComArg is resolved only at run time (build_request).
+        self.extra_body = extra_body
         self.hailuo_conn_id = hailuo_conn_id
         self._check_literal_values()
 
@@ -107,7 +130,7 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
             resolution=self.resolution,
             enable_prompt_expansion=coerce_rendered("enable_prompt_expansion", self.enable_prompt_expansion),
             model=self.model,
-            extra_body=self.extra_body or {},
+            extra_body=rendered_extra_body(self.extra_body),
         )
 
     @cached_property
@@ -153,10 +176,24 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
 
 def expected_length(headers: Mapping[str, str]) -> int | None:
     """The body size to check against: ``Content-Length``, unless it counts compressed bytes."""
-    length = headers.get("Content-Length", "")
-    if headers.get("Content-Encoding", "identity").lower() != "identity" or not length.isdigit():
+    length = headers.get("Content-Length", "").strip()
+    if headers.get("Content-Encoding", "identity").lower() != "identity" or not (
+        length.isascii() and length.isdigit()
+    ):
         return None
     return int(length)
+
+
+def safe_object_name(task_id: str) -> str:
+    """
+    A file name made from the service's task id that stays inside the destination folder.
+
+    The id comes from a remote service: a ``/`` or ``..`` in it must not pick another folder.
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", task_id).lstrip(".")
+    if not name:
+        raise AirflowFailException(f"Hailuo task id {task_id!r} cannot name a file")
+    return name
 
 
 class HailuoDownloadVideoOperator(BaseOperator):
@@ -209,10 +246,21 @@ class HailuoDownloadVideoOperator(BaseOperator):
         is_folder = str(destination).endswith("/")
         if not isinstance(destination, ObjectStoragePath):
             destination = ObjectStoragePath(str(destination), conn_id=self.storage_conn_id or None)
-        return destination / f"{self.hailuo_task_id}.mp4" if is_folder else destination
+        if not is_folder:
+            return destination
+        return destination / f"{safe_object_name(self._task_id())}.mp4"
+
+    def _task_id(self) -> str:
+        """The rendered task id; an empty one (an upstream that returned nothing) fails at once."""
+        task_id = self.hailuo_task_id
+        if task_id is None or not str(task_id).strip() or str(task_id) == "None":
+            raise AirflowFailException(
+                f"hailuo_task_id is empty ({task_id!r}): the upstream submit returned no task id"
+            )
+        return str(task_id)
 
     def _fresh_video_url(self) -> str:
-        result = self.hook.get_task_result(self.hailuo_task_id)
+        result = self.hook.get_task_result(self._task_id())
         if not result.succeeded:
             raise AirflowFailException(
                 f"Hailuo task {self.hailuo_task_id} has no video to download (status {result.status})"
@@ -226,10 +274,14 @@ class HailuoDownloadVideoOperator(BaseOperator):
         for attempt in (1, 2):
             url = self._fresh_video_url()
             try:
-                with self.hook.stream_video(url) as response:
+                with (
+                    self.hook.stream_video(url) as response,
+                    # Closed before the response is: the reader thread stops first.
+                    closing(read_ahead(response.iter_content(chunk_size=DOWNLOAD_CHUNK_BYTES))) as chunks,
+                ):
                     content_type = response.headers.get("Content-Type", "video/mp4")
                     landed = land_stream(
-                        read_ahead(response.iter_content(chunk_size=DOWNLOAD_CHUNK_BYTES)),
+                        chunks,
                         target,
                         expected_bytes=expected_length(response.headers),
                         overwrite=self.overwrite,

@@ -1,4 +1,19 @@
-"""HailuoTaskSensor: wait for a generation to finish and return its result."""
+"""
+HailuoTaskSensor: wait for a generation to finish and return its result.
+
+Every mode (deferrable, poke, reschedule) ends the same way for the same cause:
+
+============================  =============================================  =================
+cause                         task outcome                                   with ``soft_fail``
+============================  =============================================  =================
+video ready                   success, XCom = the task result                success
+generation failed             failed, not retried (a retry pays again)       skipped
+no result by ``timeout``      failed (``AirflowSensorTimeout``, last status) skipped
+key refused (401/403)         failed, not retried                            skipped
+unknown task after grace      failed, not retried                            skipped
+unexpected error              failed, retried by Airflow's ``retries``       failed, retried
+============================  =============================================  =================
+"""
 
 from __future__ import annotations
 
@@ -8,14 +23,26 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, conf
-from airflow.sdk.bases.sensor import PokeReturnValue
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
 
-from airflow_provider_hailuo.api import TaskResult
+from airflow_provider_hailuo.api import HailuoAuthError, HailuoError, TaskResult
+from airflow_provider_hailuo.compat import first_reschedule_time
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.hooks.retry import is_not_found, is_retryable_read
-from airflow_provider_hailuo.triggers.hailuo import HailuoTaskTrigger, next_poll_delay
+from airflow_provider_hailuo.triggers.hailuo import (
+    HailuoTaskTrigger,
+    WaitOutcome,
+    next_poll_delay,
+    no_video_message,
+    unfinished_success,
+)
 
 #: Extra time Airflow's own deferral timeout allows past the trigger's deadline, so the trigger's
 #: clearer "not finished after N s (last status: ...)" message is the one users see.
@@ -27,16 +54,16 @@ class HailuoTaskSensor(BaseSensorOperator):
     Wait for a Hailuo task and return its result (``{"task_id", "status", "videos": [...], ...}``).
 
     Deferrable: one read on the worker, then the wait moves to the triggerer, so thousands of
-    waiting videos hold no worker slot. A failed generation fails the task without retries (a retry
-    would pay for the same failure); a timeout reports the elapsed time and the last status.
+    waiting videos hold no worker slot. The module docstring's table says how each mode ends.
 
     :param hailuo_task_id: the service's task id (templated; usually the submit task's XCom).
     :param hailuo_conn_id: the ``hailuo`` connection.
     :param poll_interval: shortest pause between reads, in seconds.
     :param max_poll_interval: longest pause between reads when the service's ``eta`` is large.
     :param timeout: give up after this many seconds (default one hour).
-    :param not_found_grace: for this many seconds after the wait starts, "no such task" means "not
-        visible yet" (a freshly queued task); afterwards it fails the task.
+    :param not_found_grace: for this many seconds after the wait first started, "no such task"
+        means "not visible yet" (a freshly queued task), and a success without a video means "not
+        quite finished"; afterwards both fail the task.
     :param deferrable: wait in the triggerer. Default: ``[operators] default_deferrable`` (True when
         the option is absent). Stock Airflow sets that option to False, so pass ``deferrable=True``
         or set ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE=true`` deployment-wide (the example DAGs
@@ -66,45 +93,67 @@ class HailuoTaskSensor(BaseSensorOperator):
         self.max_poll_interval = max_poll_interval
         self.deferrable = deferrable
         self.not_found_grace = not_found_grace
-        self._first_poke_at: float | None = None
+        self._started_at: float | None = None
         self._last_result: TaskResult | None = None
 
     @cached_property
     def hook(self) -> HailuoHook:
         return HailuoHook(self.hailuo_conn_id)
 
-    def _outcome(self, result: TaskResult) -> dict[str, Any] | None:
-        """The XCom value when finished well, None while running; raises for a failed generation."""
-        if result.failed:
-            raise _generation_failed(result.task_id, result.reason)
-        if result.succeeded:
-            self.log.info("Hailuo %s", result.describe())
-            return result.to_xcom()
-        self.log.info("Hailuo %s", result.describe())
-        return None
+    def _wait_started_at(self, context: Any) -> float:
+        """When this wait began: in reschedule mode the first try's start, which survives reschedules."""
+        if self._started_at is None:
+            first = first_reschedule_time(context) if self.reschedule else None
+            self._started_at = first if first is not None else time.time()
+        return self._started_at
+
+    def _check_task_id(self) -> str:
+        task_id = self.hailuo_task_id
+        if task_id is None or not str(task_id).strip() or str(task_id) == "None":
+            raise AirflowFailException(
+                f"hailuo_task_id is empty ({task_id!r}): the upstream submit returned no task id"
+            )
+        return str(task_id)
 
     def poke(self, context: Any) -> bool | PokeReturnValue:
-        if self._first_poke_at is None:
-            self._first_poke_at = time.time()
+        task_id = self._check_task_id()
+        started_at = self._wait_started_at(context)
+        in_grace = time.time() - started_at < self.not_found_grace
         try:
-            result = self.hook.get_task_result(self.hailuo_task_id)
+            result = self.hook.get_task_result(task_id)
         except Exception as err:
-            fresh = time.time() - self._first_poke_at < self.not_found_grace
-            if is_retryable_read(err) or (fresh and is_not_found(err)):
-                self.log.warning(
-                    "Hailuo task %s: poll failed (%s); will poll again", self.hailuo_task_id, err
-                )
+            if is_retryable_read(err) or (in_grace and is_not_found(err)):
+                self.log.warning("Hailuo task %s: poll failed (%s); will poll again", task_id, err)
                 return False
+            if isinstance(err, HailuoAuthError) or is_not_found(err):
+                raise AirflowFailException(str(err)) from err
             raise
         self._last_result = result
-        value = self._outcome(result)
-        return PokeReturnValue(is_done=True, xcom_value=value) if value is not None else False
+        self.log.info("Hailuo %s", result.describe())
+        if result.failed:
+            raise _generation_failed(task_id, result.reason)
+        if result.succeeded:
+            if not unfinished_success(result):
+                return PokeReturnValue(is_done=True, xcom_value=result.to_xcom())
+            if not in_grace:
+                raise AirflowFailException(no_video_message(task_id))
+            self.log.warning("Hailuo task %s: succeeded but lists no video yet; polling again", task_id)
+        return False
 
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
-            return super().execute(context)
-        started_at = time.time()
-        poked = self.poke(context)
+            try:
+                return super().execute(context)
+            except AirflowSensorTimeout as err:
+                raise AirflowSensorTimeout(f"{err} (last status: {self._last_status()})") from err
+        started_at = self._wait_started_at(context)
+        try:
+            poked = self.poke(context)
+        except AirflowFailException as err:
+            # The same soft_fail rule as the base sensor applies to a poke in poke mode.
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping due to soft_fail: {err}") from err
+            raise
         if isinstance(poked, PokeReturnValue):
             return poked.xcom_value
         deadline = started_at + self.timeout
@@ -113,7 +162,7 @@ class HailuoTaskSensor(BaseSensorOperator):
         self.log.info("Deferring: waiting for Hailuo task %s in the triggerer", self.hailuo_task_id)
         self.defer(
             trigger=HailuoTaskTrigger(
-                hailuo_task_id=self.hailuo_task_id,
+                hailuo_task_id=str(self.hailuo_task_id),
                 hailuo_conn_id=self.hailuo_conn_id,
                 deadline=deadline,
                 poll_interval=self.poll_interval,
@@ -126,20 +175,25 @@ class HailuoTaskSensor(BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout) + DEFERRAL_GRACE,
         )
 
+    def _last_status(self) -> str:
+        return self._last_result.status if self._last_result else "never read"
+
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Turn the trigger's event into the outcome a poke would have had (the module's table)."""
         status = event.get("status")
         task_id = event.get("task_id", self.hailuo_task_id)
-        if status == "success":
+        message = str(event.get("message") or f"Hailuo task {task_id}: {status}")
+        if status == WaitOutcome.SUCCESS:
             self.log.info("Hailuo task %s succeeded", task_id)
             return event["result"]
-        if status == "failed":
+        if status == WaitOutcome.FAILED:
             raise _generation_failed(task_id, event.get("reason"))
-        if status == "timeout":
-            raise AirflowSensorTimeout(event.get("message", f"Hailuo task {task_id} timed out"))
-        message = event.get("message", f"unexpected trigger event for Hailuo task {task_id}")
-        if event.get("fatal"):
+        if status == WaitOutcome.TIMEOUT:
+            raise AirflowSensorTimeout(message)
+        if status == WaitOutcome.FATAL:
             raise AirflowFailException(message)
-        raise AirflowException(message)
+        # Unexpected trouble: not an Airflow exception, so Airflow's retries apply, as in poke mode.
+        raise HailuoError(message)
 
 
 def _generation_failed(task_id: str, reason: str | None) -> AirflowFailException:

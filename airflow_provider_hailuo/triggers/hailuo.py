@@ -12,14 +12,67 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_hailuo.api import HailuoAPIError, TaskResult
+from airflow_provider_hailuo.api import HailuoAPIError, HailuoAuthError, TaskResult
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.hooks.retry import is_not_found, is_retryable_read
+
+
+class WaitOutcome(StrEnum):
+    """The ``status`` of the trigger's one event."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    #: Cannot heal by waiting or retrying: key refused, unknown task, success without a video.
+    FATAL = "fatal"
+    #: Unexpected trouble (a bug, say): the task fails and Airflow's retries apply.
+    ERROR = "error"
+
+
+#: Missed polls beyond this many no longer double the pause (it is at ``max_poll_interval`` long
+#: before); capping the exponent keeps ``2 ** n`` from overflowing after a day-long outage.
+MAX_BACKOFF_EXPONENT = 16
+
+
+def backoff_delay(missed_polls: int, min_interval: float, max_interval: float) -> float:
+    """Pause after ``missed_polls`` failed reads in a row: doubling from ``min_interval``, capped."""
+    exponent = min(max(missed_polls - 1, 0), MAX_BACKOFF_EXPONENT)
+    return float(min(min_interval * 2**exponent, max_interval))
+
+
+def unfinished_success(result: TaskResult) -> bool:
+    """A success that lists no video yet: seen from real services; read again, do not download."""
+    return result.succeeded and not (result.videos and result.videos[0].url)
+
+
+def no_video_message(task_id: str) -> str:
+    return (
+        f"Hailuo task {task_id} reports success but lists no video, past the grace period: the "
+        "service lost the result; the video cannot be downloaded"
+    )
+
+
+def error_summary(err: BaseException) -> str:
+    """
+    A bounded, classified description of a read error for the trigger event.
+
+    The event is stored in the task's ``next_kwargs``, outside the secrets masker, so it carries
+    the class of trouble and the HTTP status, never the service's free text.
+    """
+    if isinstance(err, HailuoAuthError):
+        what = f"the API refused the key (HTTP {err.status})"
+    elif isinstance(err, HailuoAPIError):
+        what = f"the API answered HTTP {err.status}" + (f" {err.reason}" if err.reason else "")
+    else:
+        what = f"unexpected {type(err).__name__} (traceback in the triggerer's log)"
+    conn = f" [connection {err.conn_id!r}]" if isinstance(err, HailuoAPIError) and err.conn_id else ""
+    return (what + conn)[:300]
 
 
 def next_poll_delay(eta: int | None, min_interval: float, max_interval: float) -> float:
@@ -39,9 +92,10 @@ class HailuoTaskTrigger(BaseTrigger):
     """
     Poll ``task-result`` until the task finishes or ``deadline`` (a UNIX timestamp) passes.
 
-    Fires exactly one event whose payload has ``status`` one of ``success`` (with ``result``, the
-    task result as a JSON dict), ``failed`` (with ``reason``), ``timeout`` or ``error`` (with
-    ``message``). The kwargs are ids, bounds and times only: never a key or a header.
+    Fires exactly one event whose payload has ``status`` a :class:`WaitOutcome`: ``success`` (with
+    ``result``, the task result as a JSON dict), ``failed`` (with ``reason``), ``timeout``, ``fatal``
+    or ``error`` (with a bounded ``message``). The kwargs are ids, bounds and times only: never a
+    key or a header.
 
     :param hailuo_task_id: the service's task id.
     :param hailuo_conn_id: the Airflow connection to resolve (in the triggerer, asynchronously).
@@ -50,7 +104,8 @@ class HailuoTaskTrigger(BaseTrigger):
     :param max_poll_interval: longest pause, however large the service's ``eta``.
     :param started_at: UNIX time the wait began, to report the elapsed time.
     :param not_found_grace: seconds after ``started_at`` during which "no such task" (400/404) is
-        read as "not visible yet" rather than as a final error.
+        read as "not visible yet", and a success without a video as "not quite finished", rather
+        than as final errors.
     :param first_poll_at: UNIX time of the first read. The sensor has just read the task before
         deferring, so reading again at once would be a wasted poll; a trigger rebuilt after that
         time reads at once.
@@ -103,15 +158,26 @@ class HailuoTaskTrigger(BaseTrigger):
             retry_after_cap=self.max_poll_interval,
         )
 
-    def _not_found_yet(self, err: BaseException) -> bool:
+    def _in_grace(self) -> bool:
         """
-        An unknown-task answer shortly after the submit is tolerated: a freshly queued task may not
-        be readable everywhere yet. After ``not_found_grace`` seconds it is final.
+        Shortly after the submit an unknown task, or a success without a video, is tolerated: a
+        freshly queued task may not be readable everywhere yet. After ``not_found_grace`` it is final.
         """
-        return is_not_found(err) and time.time() - self.started_at < self.not_found_grace
+        return time.time() - self.started_at < self.not_found_grace
 
-    def _event(self, status: str, **payload: Any) -> TriggerEvent:
-        return TriggerEvent({"status": status, "task_id": self.hailuo_task_id, **payload})
+    def _event(self, status: WaitOutcome, **payload: Any) -> TriggerEvent:
+        return TriggerEvent({"status": str(status), "task_id": self.hailuo_task_id, **payload})
+
+    def _error_event(self, err: BaseException) -> TriggerEvent:
+        """Log the whole error here (the triggerer's log is masked); the event gets a summary."""
+        summary = error_summary(err)
+        final = isinstance(err, HailuoAPIError)
+        if final:
+            self.log.error("Hailuo task %s cannot be read: %s", self.hailuo_task_id, err)
+        else:
+            self.log.exception("Hailuo task %s: unexpected error while polling", self.hailuo_task_id)
+        outcome = WaitOutcome.FATAL if final else WaitOutcome.ERROR
+        return self._event(outcome, message=f"Hailuo task {self.hailuo_task_id} cannot be read: {summary}")
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # Hold a lease on the loop's shared HTTP session for the whole wait: every poll of every
@@ -134,26 +200,27 @@ class HailuoTaskTrigger(BaseTrigger):
                 last = await self.hook.aget_task_result(self.hailuo_task_id)
                 missed_polls = 0
             except Exception as err:
-                if not is_retryable_read(err) and not self._not_found_yet(err):
-                    self.log.error("Hailuo task %s: cannot be read: %s", self.hailuo_task_id, err)
-                    yield self._event("error", message=str(err), fatal=isinstance(err, HailuoAPIError))
+                if not is_retryable_read(err) and not (is_not_found(err) and self._in_grace()):
+                    yield self._error_event(err)
                     return
                 missed_polls += 1
                 self.log.warning(
-                    "Hailuo task %s: poll failed (%s: %s), %d in a row; polling again",
+                    "Hailuo task %s: poll failed (%s), %d in a row; polling again",
                     self.hailuo_task_id,
-                    type(err).__name__,
-                    err,
+                    error_summary(err),
                     missed_polls,
                 )
             else:
-                if last.succeeded:
-                    self.log.info("Hailuo %s", last.describe())
-                    yield self._event("success", result=last.to_xcom())
-                    return
                 if last.failed:
                     self.log.error("Hailuo %s: %s", last.describe(), last.reason)
-                    yield self._event("failed", reason=last.reason, result=last.to_xcom())
+                    yield self._event(WaitOutcome.FAILED, reason=last.reason, result=last.to_xcom())
+                    return
+                if last.succeeded and not unfinished_success(last):
+                    self.log.info("Hailuo %s", last.describe())
+                    yield self._event(WaitOutcome.SUCCESS, result=last.to_xcom())
+                    return
+                if last.succeeded and not self._in_grace():
+                    yield self._event(WaitOutcome.FATAL, message=no_video_message(self.hailuo_task_id))
                     return
                 if last.known_status:
                     self.log.info("Hailuo %s", last.describe())
@@ -165,7 +232,7 @@ class HailuoTaskTrigger(BaseTrigger):
                 elapsed = now - self.started_at
                 status = last.status if last else "never read"
                 yield self._event(
-                    "timeout",
+                    WaitOutcome.TIMEOUT,
                     message=f"Hailuo task {self.hailuo_task_id} not finished after {elapsed:.0f}s "
                     f"(last status: {status})",
                     last_status=status,
@@ -173,7 +240,7 @@ class HailuoTaskTrigger(BaseTrigger):
                 )
                 return
             if missed_polls:
-                delay = min(self.poll_interval * 2 ** (missed_polls - 1), self.max_poll_interval)
+                delay = backoff_delay(missed_polls, self.poll_interval, self.max_poll_interval)
             else:
                 delay = next_poll_delay(
                     last.eta if last else None, self.poll_interval, self.max_poll_interval

@@ -95,7 +95,7 @@ def test_service_400_carries_its_message(hailuo_conn):
     response = session.post(hook.settings.url("/v3/async/minimax-hailuo-02"), json={"prompt": ""}, timeout=5)
     assert response.status_code == 400
     with pytest.raises(HailuoAPIError) as info:
-        hook._call("POST", "/v3/async/minimax-hailuo-02", what="submit", retryable=lambda e: False, body={})
+        hook._call("POST", "/v3/async/minimax-hailuo-02", dict, what="submit", retryable=lambda e: False, body={})
     assert info.value.status == 400
     assert info.value.reason == "INVALID_REQUEST_BODY"
     assert "prompt" in info.value.message

@@ -89,8 +89,8 @@ def test_unknown_task_is_a_fatal_error_after_the_grace(hailuo_conn):
     started = time.time()
     event = run_trigger(make_trigger("does-not-exist", not_found_grace=1.0, started_at=started))
     assert time.time() - started >= 1.0
-    assert event["status"] == "error" and event["fatal"] is True
-    assert "does-not-exist" in event["message"]
+    assert event["status"] == "fatal"
+    assert "does-not-exist" in event["message"] and "HTTP 404" in event["message"]
 
 
 def test_serialize_round_trip_resumes_with_the_same_deadline(hailuo_conn):
@@ -111,6 +111,50 @@ def test_serialize_round_trip_resumes_with_the_same_deadline(hailuo_conn):
     rebuilt = HailuoTaskTrigger(**kwargs)
     assert rebuilt.serialize() == original.serialize()
     assert rebuilt.deadline == deadline
+
+
+def test_a_rebuilt_trigger_runs_to_the_original_deadline(hailuo_conn):
+    """A trigger moved to another triggerer (rebuilt from its kwargs) keeps the wait's deadline."""
+    hailuo_conn.configure(generation_seconds=30)
+    started = time.time()
+    original = make_trigger(submit(), deadline=started + 1.5, started_at=started)
+    _, kwargs = original.serialize()
+    time.sleep(0.5)  # the first triggerer dies; another one picks the wait up later
+    event = run_trigger(HailuoTaskTrigger(**kwargs))
+    assert event["status"] == "timeout"
+    assert 1.4 <= time.time() - started < 4  # the original deadline, not a fresh 1.5 s
+    assert "not finished after 1s" in event["message"] or "not finished after 2s" in event["message"]
+
+
+def test_backoff_after_a_day_long_outage_does_not_overflow():
+    from airflow_provider_hailuo.triggers.hailuo import backoff_delay
+
+    assert backoff_delay(1, 10.0, 60.0) == 10.0
+    assert backoff_delay(3, 10.0, 60.0) == 40.0
+    assert backoff_delay(5000, 10.0, 60.0) == 60.0  # 2 ** 4999 * 10.0 raised OverflowError
+
+
+def test_a_programming_error_is_logged_with_traceback_and_summarised(hailuo_conn, monkeypatch, caplog):
+    secret_body = "service text with sk-secretish-0000 inside"
+
+    async def broken(self, task_id):
+        raise ValueError(secret_body)
+
+    monkeypatch.setattr(HailuoHook, "aget_task_result", broken)
+    with caplog.at_level(logging.ERROR):
+        event = run_trigger(make_trigger("t1"))
+    assert event["status"] == "error"
+    assert "ValueError" in event["message"] and secret_body not in str(event)
+    assert any(r.exc_info and "ValueError" in repr(r.exc_info[1]) for r in caplog.records)
+
+
+def test_a_service_error_event_carries_no_service_text(hailuo_conn):
+    hailuo_conn.add_fault(
+        endpoint="task_result", action="status", status=400, count=100, message="leaky detail 1234"
+    )
+    event = run_trigger(make_trigger("t2", not_found_grace=0))
+    assert event["status"] == "fatal" and "HTTP 400" in event["message"]
+    assert "leaky detail" not in str(event)
 
 
 def test_first_poll_waits_for_first_poll_at(hailuo_conn):

@@ -1,0 +1,39 @@
+"""
+What differs between the Airflow versions this provider supports (2.11 through 3.3), in one place.
+
+Imports of Airflow names go through ``airflow.providers.common.compat``; this module holds only
+the few behaviours that library does not cover.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
+
+__all__ = ["AIRFLOW_V_3_0_PLUS", "AIRFLOW_V_3_3_PLUS", "first_reschedule_time"]
+
+
+def first_reschedule_time(context: Any) -> float | None:
+    """
+    UNIX time at which a reschedule-mode sensor first started in this try, or None if it has not
+    been rescheduled yet. Each reschedule runs a new operator instance, so only the metadata
+    database remembers when the wait began.
+    """
+    ti = context["ti"]
+    getter = getattr(ti, "get_first_reschedule_date", None)
+    if getter is not None:  # Airflow 3: asks the API server
+        first = getter(context)
+        return first.timestamp() if first is not None else None
+    return _first_reschedule_time_v2(ti)
+
+
+def _first_reschedule_time_v2(ti: Any) -> float | None:  # pragma: no cover - Airflow 2 only
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+
+    first_try_number = (ti.max_tries or 0) - (ti.task.retries or 0) + 1
+    statement: Any = TaskReschedule.stmt_for_task_instance  # Airflow 2's signature
+    with create_session() as session:
+        row = session.scalar(statement(ti=ti, try_number=first_try_number, descending=False).limit(1))
+        return row.start_date.timestamp() if row is not None else None

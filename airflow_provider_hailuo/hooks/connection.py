@@ -1,0 +1,266 @@
+"""
+What a ``hailuo`` connection means: its form, and the settings it resolves to.
+
+One table (:data:`FORM_FIELDS`) describes every extra a user can set. Airflow 3.2+ reads it as the
+provider info's ``conn-fields``; older versions call the hook's ``get_connection_form_widgets()``,
+built from the same table, so the form is labelled the same way everywhere and no extra exists only
+in raw JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from airflow_provider_hailuo.api import HailuoAuthError, HailuoError
+
+DEFAULT_BASE_URL = "https://api.ppinfra.com"
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+CONN_TYPE = "hailuo"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One extra of the connection form."""
+
+    name: str
+    label: str
+    description: str
+    kind: str  # "string" | "boolean" | "integer"
+    default: Any = None
+    choices: tuple[str, ...] = ()
+
+
+FORM_FIELDS: tuple[FormField, ...] = (
+    FormField(
+        "api",
+        "API",
+        "Which vendor's API the host speaks: ppinfra, novita or minimax. Empty: chosen by the host "
+        "(api.minimax.io / api.minimaxi.com: minimax, api.novita.ai: novita, else ppinfra).",
+        "string",
+        choices=("ppinfra", "novita", "minimax"),
+    ),
+    FormField(
+        "group_id",
+        "MiniMax GroupId",
+        "Only for MiniMax accounts that need a GroupId on file retrieval.",
+        "string",
+    ),
+    FormField(
+        "verify",
+        "Verify TLS certificates",
+        "Check the API's TLS certificate. Turn off only for a local emulator.",
+        "boolean",
+        default=True,
+    ),
+    FormField(
+        "ca_bundle",
+        "CA bundle path",
+        "A PEM file of CA certificates that signed the API host's certificate (private gateways). "
+        "Used for API calls only: video downloads from storage keep the system's trust store.",
+        "string",
+    ),
+    FormField(
+        "timeout",
+        "Read timeout (seconds)",
+        "How long one API call may wait for an answer. Default 30.",
+        "integer",
+    ),
+)
+
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden_fields": ["schema", "login", "extra"],
+    "relabeling": {"host": "Base URL", "password": "API key", "port": "Port (optional)"},
+    "placeholders": {
+        "host": "https://api.ppinfra.com, https://api.novita.ai or https://api.minimax.io",
+        "password": "your PPInfra, Novita or MiniMax API key",
+    },
+}
+
+
+def conn_fields() -> dict[str, Any]:
+    """The provider info's ``conn-fields`` (JSON schema per extra; Airflow 3.2+)."""
+    fields: dict[str, Any] = {}
+    for f in FORM_FIELDS:
+        schema: dict[str, Any] = {"type": [f.kind, "null"]}
+        if f.default is not None:
+            schema["default"] = f.default
+        if f.choices:
+            schema["enum"] = [*f.choices, None]
+        fields[f.name] = {"label": f.label, "description": f.description, "schema": schema}
+    return fields
+
+
+def ui_field_behaviour_kebab() -> dict[str, Any]:
+    """The provider info's ``ui-field-behaviour`` (Airflow 3.2+ spells the keys in kebab case)."""
+    return {key.replace("_", "-"): value for key, value in UI_FIELD_BEHAVIOUR.items()}
+
+
+def form_widgets() -> dict[str, Any]:
+    """``get_connection_form_widgets()`` for Airflow < 3.2 (wtforms, imported only by the web UI)."""
+    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import BooleanField, IntegerField, StringField
+    from wtforms.validators import AnyOf, NumberRange, Optional
+
+    widgets: dict[str, Any] = {}
+    for f in FORM_FIELDS:
+        label = lazy_gettext(f.label)
+        if f.kind == "boolean":
+            widgets[f.name] = BooleanField(label, description=f.description, default=f.default)
+        elif f.kind == "integer":
+            widgets[f.name] = IntegerField(
+                label,
+                description=f.description,
+                validators=[Optional(), NumberRange(min=1)],
+                widget=BS3TextFieldWidget(),
+            )
+        else:
+            validators = [Optional(), AnyOf(list(f.choices))] if f.choices else [Optional()]
+            widgets[f.name] = StringField(
+                label, description=f.description, validators=validators, widget=BS3TextFieldWidget()
+            )
+    return widgets
+
+
+def extra_value(extra: Mapping[str, Any], name: str) -> Any:
+    """An extra as any Airflow version's form stored it (plain, or ``extra__hailuo__<name>``)."""
+    value = extra.get(name)
+    if value in (None, ""):
+        value = extra.get(f"extra__{CONN_TYPE}__{name}")
+    return None if value == "" else value
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What a Hailuo connection resolves to. ``repr`` hides the key."""
+
+    conn_id: str
+    base_url: str
+    api_key: str = field(repr=False)
+    #: False (no TLS checks), True (system trust store) or a CA bundle path, for API calls.
+    verify: bool | str = True
+    #: Read timeout for API calls from the connection's ``timeout`` extra, if set.
+    timeout: float | None = None
+    #: The connection's ``api`` extra (None: chosen by the host).
+    api: str | None = None
+    group_id: str | None = None
+    #: The environment's proxy for ``base_url`` (async path only; requests reads it itself).
+    proxy: str | None = None
+    proxy_auth: Any = field(default=None, repr=False)
+    #: aiohttp's ``ssl`` argument, built once per settings (a CA bundle is read from disk once).
+    ssl_context: ssl.SSLContext | bool = field(default=True, repr=False, compare=False)
+
+    @property
+    def auth_header(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).hostname or ""
+
+    def url(self, path: str) -> str:
+        return self.base_url.rstrip("/") + path
+
+    @property
+    def download_verify(self) -> bool:
+        """TLS for pre-signed storage links: the system's trust store unless checks are off."""
+        return self.verify is not False
+
+
+def build_ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
+    """aiohttp's ``ssl`` argument; reads a CA bundle from disk, so call it off the event loop."""
+    if verify is False:
+        return False
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return True
+
+
+def _as_bool(value: Any, default: bool) -> bool | None:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("false", "0", "no", "off"):
+        return False
+    if text in ("true", "1", "yes", "on", ""):
+        return True
+    return None
+
+
+def _verify_setting(extra: Mapping[str, Any]) -> bool | str:
+    """
+    TLS for API calls: ``verify`` (boolean) and ``ca_bundle`` (path).
+
+    ``verify`` may also hold the CA bundle path itself (the form of earlier releases). Only an
+    explicit false turns checks off.
+    """
+    verify = extra_value(extra, "verify")
+    ca_bundle = extra_value(extra, "ca_bundle")
+    flag = _as_bool(verify, True)
+    if flag is None:  # a path given in `verify`
+        return str(verify)
+    if flag is False:
+        return False
+    return str(ca_bundle) if ca_bundle else True
+
+
+def _base_url(host: str, schema: str | None, port: int | None, conn_id: str) -> str:
+    """The base URL; a port goes into the authority, also when the host already carries a path."""
+    if "://" not in host:
+        host = f"{schema or 'https'}://{host}"
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HailuoError(f"Connection {conn_id!r}: host {host!r} is not an http(s) base URL")
+    if port and not parts.port:
+        netloc = parts.netloc.rsplit("@", 1)
+        hostname = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        authority = f"{hostname}:{port}"
+        netloc[-1] = authority
+        parts = parts._replace(netloc="@".join(netloc))
+    return urlunsplit(parts)
+
+
+def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
+    """Turn an Airflow connection into settings; one function for the sync and the async path."""
+    base_url = _base_url((conn.host or "").strip() or DEFAULT_BASE_URL, conn.schema, conn.port, conn.conn_id)
+    api_key = conn.password or ""
+    if not api_key:
+        raise HailuoAuthError(
+            401,
+            "MISSING_API_KEY",
+            "the connection has no API key: put it in the connection's password field",
+            conn_id=conn.conn_id,
+        )
+    verify = _verify_setting(extra)
+    hostname = urlsplit(base_url).hostname
+    if verify is False and hostname not in LOOPBACK_HOSTS:
+        log.warning(
+            "Connection %r turns TLS checks off: certificates of %s are NOT checked", conn.conn_id, hostname
+        )
+    timeout = extra_value(extra, "timeout")
+    try:
+        read_timeout = float(timeout) if timeout is not None else None
+    except (TypeError, ValueError):
+        raise HailuoError(f"Connection {conn.conn_id!r}: extra `timeout` must be seconds") from None
+    if read_timeout is not None and read_timeout <= 0:
+        raise HailuoError(f"Connection {conn.conn_id!r}: extra `timeout` must be more than 0 seconds")
+    api = extra_value(extra, "api")
+    group_id = extra_value(extra, "group_id")
+    return ConnectionSettings(
+        conn_id=conn.conn_id,
+        base_url=base_url,
+        api_key=api_key,
+        verify=verify,
+        timeout=read_timeout,
+        api=str(api).strip().lower() if api is not None else None,
+        group_id=str(group_id) if group_id is not None else None,
+    )
