@@ -2,7 +2,8 @@
 ``python -m airflow_provider_hailuo.emulator``: serve the emulator until SIGINT/SIGTERM.
 
 Prints exactly one line on stdout, ``Hailuo emulator listening on http://HOST:PORT`` with the real
-port (``--port 0`` picks a free one), which scripts parse to find it; logs go to stderr.
+port (``--port 0`` picks a free one; ``https://`` with ``--tls``), which scripts parse to find it;
+logs go to stderr. ``--api`` picks the dialect (ppinfra, novita, minimax).
 """
 
 from __future__ import annotations
@@ -12,13 +13,18 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from airflow_provider_hailuo.emulator.app import DEFAULT_API_KEY, EmulatorConfig, EmulatorState, create_app
+from airflow_provider_hailuo.emulator.dialects import DEFAULT_API, DIALECT_NAMES
 from airflow_provider_hailuo.emulator.faults import parse_rules
 from airflow_provider_hailuo.emulator.server import start_sites
+from airflow_provider_hailuo.emulator.tls import make_tls
 
 _SIZE_SUFFIXES = {"k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -51,7 +57,10 @@ def _size(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_hailuo.emulator",
-        description="A local stand-in for the MiniMax Hailuo-02 video API (PPInfra/Novita v3 async).",
+        description="A local stand-in for the MiniMax Hailuo video APIs (PPInfra, Novita, MiniMax).",
+    )
+    parser.add_argument(
+        "--api", choices=DIALECT_NAMES, default=DEFAULT_API, help=f"dialect spoken (default {DEFAULT_API})"
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default 8000)")
@@ -73,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault", action="append", default=[], metavar="JSON", help="a fault rule (or list); repeatable"
     )
     parser.add_argument("--download-host", default=None, help="serve download links on this address too")
+    parser.add_argument(
+        "--tls", action="store_true", help="serve HTTPS with a certificate from a throw-away CA"
+    )
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        default=None,
+        help="with --tls: write the CA bundle here (default: a temp file)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level on stderr (default INFO)")
     return parser
 
@@ -86,6 +104,7 @@ def _state_from_args(args: argparse.Namespace) -> EmulatorState:
         "time_scale": args.time_scale,
         "video_bytes": args.video_bytes,
         "seed": args.seed,
+        "api": args.api,
     }
     state = EmulatorState(EmulatorConfig(**settings))
     for text in args.fault:
@@ -93,8 +112,8 @@ def _state_from_args(args: argparse.Namespace) -> EmulatorState:
     return state
 
 
-async def _serve(args: argparse.Namespace, state: EmulatorState) -> None:
-    sites = await start_sites(create_app(state), state, args.host, args.port, args.download_host)
+async def _serve(args: argparse.Namespace, state: EmulatorState, ssl_context: ssl.SSLContext | None) -> None:
+    sites = await start_sites(create_app(state), state, args.host, args.port, args.download_host, ssl_context)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -118,8 +137,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         state = _state_from_args(args)
     except ValueError as err:
         parser.error(str(err))
+    ssl_context = None
+    if args.tls:
+        ca_file = args.ca_file or Path(tempfile.mkdtemp(prefix="hailuo-emulator-tls-")) / "ca.pem"
+        ssl_context = make_tls([args.host, args.download_host or ""], ca_file).context
+        logging.getLogger("airflow_provider_hailuo.emulator").info("TLS: CA bundle written to %s", ca_file)
+    elif args.ca_file is not None:
+        parser.error("--ca-file needs --tls")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args, state))
+        asyncio.run(_serve(args, state, ssl_context))
     return 0
 
 

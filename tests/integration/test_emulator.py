@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from airflow_provider_hailuo.api import TaskStatus, VideoRequest
 from airflow_provider_hailuo.emulator import (
     EmulatorServer,
     iter_video,
@@ -30,8 +29,12 @@ from airflow_provider_hailuo.emulator import (
     video_size,
 )
 from airflow_provider_hailuo.emulator.mp4 import free_box_header
+from airflow_provider_hailuo.emulator.spec import VideoSpec
 
 KEY = "test-key-1234"
+# The v3 status words, written out: the emulator is tested against API.md, not against the product.
+QUEUED, PROCESSING = "TASK_STATUS_QUEUED", "TASK_STATUS_PROCESSING"
+SUCCEED, FAILED = "TASK_STATUS_SUCCEED", "TASK_STATUS_FAILED"
 MODEL = "minimax-hailuo-02"
 # time_scale=10: 1 service second queued + 4 generating take 0.1 s + 0.4 s of real time.
 SETTINGS: dict[str, Any] = {
@@ -42,6 +45,7 @@ SETTINGS: dict[str, Any] = {
     "video_bytes": None,
 }
 REPO = Path(__file__).resolve().parents[2]
+SPEC = VideoSpec(model=MODEL, prompt="x", duration=6, resolution="768P")
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +97,7 @@ def wait_finished(server: EmulatorServer, task_id: str, timeout: float = 10) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         data = read_task(server, task_id).json()
-        if data["task"]["status"] in (TaskStatus.SUCCEED, TaskStatus.FAILED):
+        if data["task"]["status"] in (SUCCEED, FAILED):
             return data
         time.sleep(0.05)
     raise AssertionError(f"task {task_id} did not finish in {timeout} s")
@@ -167,20 +171,20 @@ def test_lifecycle_queued_processing_succeed(emulator):
     while True:
         data = read_task(emulator, task_id).json()
         seen.append(data["task"])
-        if data["task"]["status"] == TaskStatus.SUCCEED:
+        if data["task"]["status"] == SUCCEED:
             break
         assert len(seen) < 200
         time.sleep(0.03)
 
     statuses = [t["status"] for t in seen]
-    order = [TaskStatus.QUEUED, TaskStatus.PROCESSING, TaskStatus.SUCCEED]
+    order = [QUEUED, PROCESSING, SUCCEED]
     assert [s for i, s in enumerate(statuses) if i == 0 or s != statuses[i - 1]] == order
     progress = [t["progress_percent"] for t in seen]
     etas = [t["eta"] for t in seen]
     assert progress == sorted(progress) and len(set(progress)) > 3
     assert etas == sorted(etas, reverse=True) and etas[0] >= 1 and etas[-1] == 0
     assert all(isinstance(e, int) and e >= 0 for e in etas)
-    assert all(0 <= p <= 99 for t, p in zip(seen, progress, strict=True) if t["status"] != TaskStatus.SUCCEED)
+    assert all(0 <= p <= 99 for t, p in zip(seen, progress, strict=True) if t["status"] != SUCCEED)
 
     assert data["task"] == {
         "task_id": task_id,
@@ -216,12 +220,10 @@ def test_each_read_of_a_finished_task_signs_a_new_link(emulator):
 
 def test_generation_range_is_drawn_per_task_reproducibly(emulator):
     emulator.configure(generation_seconds=(2.0, 6.0))
-    durations = [emulator.state.create_task(MODEL, VideoRequest(prompt="x")).generation_s for _ in range(5)]
+    durations = [emulator.state.create_task(SPEC).generation_s for _ in range(5)]
     assert all(0.2 <= d <= 0.6 for d in durations) and len(set(durations)) == 5
     emulator.reset()  # reseeds
-    assert [
-        emulator.state.create_task(MODEL, VideoRequest(prompt="x")).generation_s for _ in range(5)
-    ] == durations
+    assert [emulator.state.create_task(SPEC).generation_s for _ in range(5)] == durations
 
 
 def test_unknown_task_is_404_and_missing_id_is_400(emulator):
@@ -381,7 +383,7 @@ def test_fail_generation_fault(emulator):
     emulator.add_fault(endpoint="submit", action="fail_generation", reason="nsfw")
     task_id = submit(emulator).json()["task_id"]
     data = wait_finished(emulator, task_id)
-    assert data["task"]["status"] == TaskStatus.FAILED
+    assert data["task"]["status"] == FAILED
     assert data["task"]["reason"] == "nsfw"
     assert data["videos"] == []
     emulator.add_fault(endpoint="submit", action="fail_generation")
