@@ -1,9 +1,11 @@
 """
-The Hailuo API's vocabulary: the request rules, the task-result shapes and the exceptions.
+The provider's vocabulary, the same for every vendor: the request, the task result and the exceptions.
 
-The operator (before it spends money), the hook (before it sends) and the emulator (when it
-answers 400) all validate through :class:`VideoRequest`, so the three can never disagree about
-what a valid request is.
+What differs per vendor (paths, field names, status words, error codes) lives in one module per
+vendor under :mod:`airflow_provider_hailuo.dialects`, and what differs per model lives in its
+catalogue (:mod:`airflow_provider_hailuo.dialects.models`). This module keeps the rules that hold
+whoever sells the video, so a DAG's literal values are checked when it is parsed, before anyone
+knows which vendor its connection names.
 """
 
 from __future__ import annotations
@@ -16,14 +18,40 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+#: The model a request names when the DAG names none. It is the PPInfra endpoint name of Hailuo-02
+#: and an alias of the neutral ``hailuo-02`` on every vendor; it stays the default while the hook
+#: still posts to ``/v3/async/<model>`` itself.
 DEFAULT_MODEL = "minimax-hailuo-02"
 PROMPT_MAX_CHARS = 2000
-DURATIONS = (6, 10)
-RESOLUTIONS = ("768P", "1080P")
-#: Resolutions each duration supports; the service documents 10 s at 768P only.
-RESOLUTIONS_BY_DURATION = {6: ("768P", "1080P"), 10: ("768P",)}
-CORE_FIELDS = ("prompt", "image_url", "duration", "resolution", "enable_prompt_expansion")
-_MODEL_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+#: The request's own fields: ``extra_body`` may not repeat them (it would bypass their rules).
+CORE_FIELDS = (
+    "prompt",
+    "image_url",
+    "end_image_url",
+    "duration",
+    "resolution",
+    "enable_prompt_expansion",
+    "fast_pretreatment",
+)
+#: A model name any vendor could take: an endpoint path segment or a ``model`` field, never a path.
+MODEL_NAME_FORM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: Longest service text copied into an error (it ends up in logs and in trigger events).
+SERVICE_TEXT_LIMIT = 200
+#: Key-like runs in a service's text: a bearer token, a JWT, an ``sk-`` key, any long opaque token.
+_SECRET_LIKE = re.compile(r"(?i:bearer)\s+\S+|\beyJ[\w.-]+|\bsk[-_][\w-]+|[\w+/=.-]{40,}")
+_DATA_IMAGE_URL = re.compile(r"data:image/[A-Za-z0-9.+-]+;base64,[A-Za-z0-9+/]+={0,2}")
+
+
+def service_text(value: Any, limit: int = SERVICE_TEXT_LIMIT) -> str:
+    """
+    Text from a service's answer, fit to put in an error message.
+
+    A service may echo the key it refused; key-like tokens are blanked before the text is cut to
+    ``limit`` characters (so a key cut in half at the limit cannot survive either).
+    """
+    text = value if isinstance(value, str) else ("" if value is None else str(value))
+    text = " ".join(_SECRET_LIKE.sub("***", text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------------------------------
@@ -34,17 +62,39 @@ class HailuoError(Exception):
 
 
 class HailuoValidationError(HailuoError, ValueError):
-    """A request breaks one of the API's rules; raised before anything is sent."""
+    """
+    A request breaks one of the rules; raised before anything is sent.
 
-    def __init__(self, field_name: str, rule: str, value: Any = None) -> None:
+    A model rule also names the model and the vendor it holds for: ``rule`` then ends with
+    ``(<model> on <vendor>)`` and ``condition`` is the rule without them.
+    """
+
+    def __init__(
+        self,
+        field_name: str,
+        rule: str,
+        value: Any = None,
+        *,
+        model: str | None = None,
+        vendor: str | None = None,
+    ) -> None:
         self.field = field_name
-        self.rule = rule
+        self.condition = rule
+        self.value = value
+        self.model = model
+        self.vendor = vendor
+        self.rule = f"{rule} ({model} on {vendor})" if model else rule
         shown = "" if value is None else f" (got {_short_repr(value)})"
-        super().__init__(f"Invalid Hailuo request: `{field_name}` {rule}{shown}")
+        super().__init__(f"Invalid Hailuo request: `{field_name}` {self.rule}{shown}")
 
 
 class HailuoAPIError(HailuoError):
-    """The service answered with an error status."""
+    """
+    The service answered with an error: an HTTP status, or (MiniMax) ``base_resp.status_code``.
+
+    ``code`` is the service's own error code when it has one; ``reason`` and ``message`` are the
+    service's words, bounded and with key-like tokens blanked.
+    """
 
     def __init__(
         self,
@@ -53,18 +103,22 @@ class HailuoAPIError(HailuoError):
         message: str = "",
         task_id: str | None = None,
         conn_id: str | None = None,
+        *,
+        code: int | None = None,
     ) -> None:
         self.status = status
-        self.reason = reason
-        self.message = message
+        self.code = code
+        self.reason = service_text(reason)
+        self.message = service_text(message)
         self.task_id = task_id
         self.conn_id = conn_id
-        parts = [f"Hailuo API answered HTTP {status}"]
-        if reason:
-            parts.append(reason)
-        text = ": ".join(parts)
-        if message:
-            text += f" - {message}"
+        text = f"Hailuo API answered HTTP {status}"
+        if code is not None:
+            text += f" with status_code {code}"
+        if self.reason:
+            text += f": {self.reason}"
+        if self.message:
+            text += f" - {self.message}"
         if task_id:
             text += f" (task_id={task_id})"
         if conn_id:
@@ -73,19 +127,36 @@ class HailuoAPIError(HailuoError):
 
 
 class HailuoAuthError(HailuoAPIError):
-    """401/403: the key is missing, wrong, or lacks permission or balance. Never retried."""
+    """The key is missing, wrong, or lacks permission or balance. Never retried."""
 
 
 class HailuoNotFoundError(HailuoAPIError):
-    """No such task or endpoint."""
+    """No such task, file or endpoint (on a read: the service does not know that task id)."""
 
 
 class HailuoTransientError(HailuoAPIError):
-    """429 or 5xx: worth another try after a wait (``retry_after`` seconds when the service says)."""
+    """
+    Worth another try after a wait (``retry_after`` seconds when the service says).
 
-    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
+    ``nothing_created`` is set by the vendor's classifier when the answer proves a submit created
+    no task (HTTP 429/503, MiniMax 1002): only then may a submit be sent again. Any other transient
+    answer to a submit leaves the task possibly created (and billed).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        retry_after: float | None = None,
+        nothing_created: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.retry_after = retry_after
+        self.nothing_created = nothing_created
+
+
+class HailuoContentRefusedError(HailuoAPIError):
+    """The service flagged the input or the output as sensitive: a failed generation, never retried."""
 
 
 class HailuoMalformedAnswerError(HailuoError):
@@ -100,14 +171,27 @@ class HailuoSubmitUncertainError(HailuoError):
     not created, because a blind retry could buy the same video twice.
     """
 
+    @classmethod
+    def because(cls, why: str) -> HailuoSubmitUncertainError:
+        """The error with the one message every path uses: what happened and what to check."""
+        return cls(
+            f"The Hailuo submission may have been accepted ({why}). It was NOT retried, to avoid paying "
+            "for a second video: check the provider's console for a new task before running this task "
+            "again."
+        )
+
 
 class HailuoTaskFailedError(HailuoError):
-    """The service finished the generation with ``TASK_STATUS_FAILED``."""
+    """The service finished the generation as failed."""
 
     def __init__(self, task_id: str, reason: str) -> None:
         self.task_id = task_id
-        self.reason = reason
-        super().__init__(f"Hailuo task {task_id} failed: {reason or 'no reason given by the service'}")
+        self.reason = service_text(reason)
+        super().__init__(f"Hailuo task {task_id} failed: {self.reason or 'no reason given by the service'}")
+
+
+class HailuoNoVideoError(HailuoError):
+    """A task has no video to download (yet): not finished, failed, or finished without a file."""
 
 
 class HailuoDownloadError(HailuoError):
@@ -138,24 +222,62 @@ def check_http_url(field_name: str, url: Any) -> str:
     return url
 
 
-@dataclass(frozen=True)
+def is_data_url(url: str) -> bool:
+    """Whether a frame is inline (``data:``) rather than a link: vendors differ on taking those."""
+    return url[:5].lower() == "data:"
+
+
+def check_frame_url(field_name: str, url: Any) -> str:
+    """
+    A frame as a service can fetch it: an http(s) URL, or a ``data:image/...;base64,`` URL.
+
+    Object-storage forms (``s3://``, ``gs://``, ``file://``) are turned into one of these before a
+    request is built; anything else here is a mistake that would fail only after paying.
+    """
+    if isinstance(url, str) and is_data_url(url):
+        if not _DATA_IMAGE_URL.fullmatch(url):
+            raise HailuoValidationError(field_name, "must be a data:image/<type>;base64,<data> URL", url)
+        return url
+    try:
+        return check_http_url(field_name, url)
+    except HailuoValidationError as err:
+        raise HailuoValidationError(
+            field_name, f"{err.rule}, or be a data:image/...;base64, URL", url
+        ) from None
+
+
+@dataclass(frozen=True, kw_only=True)
 class VideoRequest:
     """
-    One generation request, validated on construction.
+    One generation request in the provider's own terms, validated on construction.
 
-    ``model`` is the endpoint name (``POST /v3/async/<model>``); ``extra_body`` carries fields the
-    service adds later (``end_image``, ``fast_pretreatment``...) without a provider release.
+    Construction checks the rules every vendor shares (prompt length, frame URL forms, types) and
+    refuses what no vendor would take (10 s at 1080P, say), so literal values fail when the DAG is
+    parsed. What one vendor takes is checked by that vendor's dialect (``dialect.validate``).
+
+    ``model`` is a catalogue name (``hailuo-02``, ``hailuo-2.3``, ``hailuo-2.3-fast``) or a vendor's
+    own model name, passed through; ``extra_body`` carries fields the service adds later without a
+    provider release.
     """
 
     prompt: str
     image_url: str | None = None
+    end_image_url: str | None = None
     duration: int = 6
     resolution: str = "768P"
     enable_prompt_expansion: bool = True
+    fast_pretreatment: bool = False
     model: str = DEFAULT_MODEL
     extra_body: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._check_shared_rules()
+        # Imported here: the dialects are built on this module's vocabulary.
+        from airflow_provider_hailuo.dialects import refuse_what_no_vendor_takes
+
+        refuse_what_no_vendor_takes(self)
+
+    def _check_shared_rules(self) -> None:
         if not isinstance(self.prompt, str):
             raise HailuoValidationError("prompt", "must be a string", self.prompt)
         if not 1 <= len(self.prompt) <= PROMPT_MAX_CHARS:
@@ -165,26 +287,22 @@ class VideoRequest:
             )
         if not self.prompt.strip():
             raise HailuoValidationError("prompt", "must not be blank")
-        if self.image_url is not None:
-            check_http_url("image_url", self.image_url)
-        if type(self.duration) is not int or self.duration not in DURATIONS:
-            raise HailuoValidationError("duration", "must be 6 or 10 (seconds)", self.duration)
-        if self.resolution not in RESOLUTIONS:
-            raise HailuoValidationError("resolution", "must be '768P' or '1080P'", self.resolution)
-        if self.resolution not in RESOLUTIONS_BY_DURATION[self.duration]:
+        for name in ("image_url", "end_image_url"):
+            if getattr(self, name) is not None:
+                check_frame_url(name, getattr(self, name))
+        if type(self.duration) is not int or self.duration <= 0:
+            raise HailuoValidationError("duration", "must be a whole number of seconds", self.duration)
+        if not isinstance(self.resolution, str) or not self.resolution:
             raise HailuoValidationError(
-                "resolution",
-                f"{self.resolution} is not available for {self.duration} s videos (10 s supports 768P only)",
-                self.resolution,
+                "resolution", "must be a resolution name such as '768P'", self.resolution
             )
-        if not isinstance(self.enable_prompt_expansion, bool):
-            raise HailuoValidationError(
-                "enable_prompt_expansion", "must be a boolean", self.enable_prompt_expansion
-            )
-        if not isinstance(self.model, str) or not _MODEL_RE.match(self.model):
+        for name in ("enable_prompt_expansion", "fast_pretreatment"):
+            if not isinstance(getattr(self, name), bool):
+                raise HailuoValidationError(name, "must be a boolean", getattr(self, name))
+        if not isinstance(self.model, str) or not MODEL_NAME_FORM.fullmatch(self.model):
             raise HailuoValidationError(
                 "model",
-                "must be an endpoint name of lowercase letters, digits, '.', '_' or '-'",
+                "must be a model name of letters, digits, '.', '_' or '-' (at most 128)",
                 self.model,
             )
         if not isinstance(self.extra_body, Mapping):
@@ -200,21 +318,19 @@ class VideoRequest:
             raise HailuoValidationError("extra_body", f"must be JSON-serialisable: {err}") from None
 
     def to_body(self) -> dict[str, Any]:
-        """The JSON body of ``POST /v3/async/<model>``."""
-        body: dict[str, Any] = {
-            "prompt": self.prompt,
-            "duration": self.duration,
-            "resolution": self.resolution,
-            "enable_prompt_expansion": self.enable_prompt_expansion,
-        }
-        if self.image_url is not None:
-            body["image_url"] = self.image_url
-        body.update(self.extra_body)
-        return body
+        """
+        The JSON body of PPInfra's ``POST /v3/async/<model>``, for the hook until it uses a dialect.
+
+        It is PPInfra's dialect that builds it, so the two cannot drift apart; a request PPInfra does
+        not take (a last frame, a ``data:`` frame) is refused here, before anything is sent.
+        """
+        from airflow_provider_hailuo.dialects.ppinfra import PPInfraDialect
+
+        return dict(PPInfraDialect().validate(self).call.json or {})
 
     @classmethod
     def from_body(cls, body: Any, model: str = DEFAULT_MODEL) -> VideoRequest:
-        """Read a request body as the service does (applying its defaults); used by the emulator."""
+        """Read a PPInfra request body as the service does (applying its defaults)."""
         if not isinstance(body, Mapping):
             raise HailuoValidationError("body", "must be a JSON object")
         if "prompt" not in body:
@@ -226,6 +342,7 @@ class VideoRequest:
             duration=body.get("duration", 6),
             resolution=body.get("resolution", "768P"),
             enable_prompt_expansion=body.get("enable_prompt_expansion", True),
+            fast_pretreatment=body.get("fast_pretreatment", False),
             model=model,
             extra_body=extra,
         )
@@ -233,23 +350,29 @@ class VideoRequest:
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
+#: ASCII digits only: ``str.isdigit`` also takes ``"²"`` (which ``int`` refuses) and ``"٦"`` (which
+#: ``int`` reads as 6), so a rendered value would crash or be read as something it does not show.
+_ASCII_NUMBER = re.compile(r"[0-9]+")
+_BOOL_FIELDS = ("enable_prompt_expansion", "fast_pretreatment")
+_FRAME_FIELDS = ("image_url", "end_image_url")
 
 
 def coerce_rendered(name: str, value: Any) -> Any:
     """
     Turn what a Jinja template rendered (always a string) back into the type the API wants.
 
-    ``duration="{{ params.duration }}"`` renders ``"10"``; the rules then see ``10``. Values that are
-    already typed pass through untouched, so the rules still reject ``6.5`` or ``"ten"``.
+    ``duration="{{ params.duration }}"`` renders ``"10"``; the rules then see ``10``. Anything not
+    plainly of the field's type is passed on unchanged, so the rules reject it naming the field
+    (``6.5``, ``"ten"``, ``"²"``).
     """
     if not isinstance(value, str):
         return value
     text = value.strip()
-    if name == "duration" and text.isdigit():
+    if name == "duration" and _ASCII_NUMBER.fullmatch(text):
         return int(text)
-    if name == "enable_prompt_expansion" and text.lower() in _TRUE | _FALSE:
+    if name in _BOOL_FIELDS and text.lower() in _TRUE | _FALSE:
         return text.lower() in _TRUE
-    if name == "image_url" and text.lower() in ("", "none"):
+    if name in _FRAME_FIELDS and text.lower() in ("", "none"):
         return None
     return value
 
@@ -267,14 +390,37 @@ def looks_like_mp4(first_bytes: bytes) -> bool:
 # Task results
 # --------------------------------------------------------------------------------------------------
 class TaskStatus(StrEnum):
+    """PPInfra's and Novita's status words (``task.status`` of ``GET /v3/async/task-result``)."""
+
     QUEUED = "TASK_STATUS_QUEUED"
     PROCESSING = "TASK_STATUS_PROCESSING"
     SUCCEED = "TASK_STATUS_SUCCEED"
     FAILED = "TASK_STATUS_FAILED"
 
 
-def _to_int(value: Any) -> int | None:
-    """The service types numbers loosely (``"3600"`` or ``3600``); anything unreadable is None."""
+class TaskState(StrEnum):
+    """Where a task is, in every vendor's terms: what the sensor, trigger and download decide on."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    #: A status word this provider does not know: logged and treated as not finished.
+    UNKNOWN = "unknown"
+
+
+#: The "v3 async" status words (PPInfra, Novita) as states.
+V3_STATES: Mapping[str, TaskState] = {
+    TaskStatus.QUEUED: TaskState.QUEUED,
+    TaskStatus.PROCESSING: TaskState.PROCESSING,
+    TaskStatus.SUCCEED: TaskState.SUCCEEDED,
+    TaskStatus.FAILED: TaskState.FAILED,
+}
+_STATE_VALUES = frozenset(state.value for state in TaskState)
+
+
+def loose_int(value: Any) -> int | None:
+    """The services type numbers loosely (``"3600"`` or ``3600``); anything unreadable is None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -289,6 +435,13 @@ def _to_int(value: Any) -> int | None:
     return None
 
 
+def id_text(value: Any) -> str | None:
+    """An id as text: services send ids as strings or numbers; empty, boolean or other is None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value if isinstance(value, str) and value else None
+
+
 @dataclass(frozen=True)
 class Video:
     url: str
@@ -299,53 +452,89 @@ class Video:
     def from_json(cls, data: Mapping[str, Any]) -> Video:
         return cls(
             url=str(data.get("video_url") or ""),
-            ttl_seconds=_to_int(data.get("video_url_ttl")),
+            ttl_seconds=loose_int(data.get("video_url_ttl")),
             video_type=str(data.get("video_type") or "mp4"),
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskResult:
     """
-    One answer of ``GET /v3/async/task-result``.
+    One read of a task, whichever vendor answered.
 
-    ``status`` stays the raw string so an unknown status the service invents later is logged and
-    treated as "not finished", never a crash.
+    ``status`` stays the vendor's raw word (for logs and messages); ``state`` is what the vendor's
+    dialect made of it, and every decision is taken on ``state``, so a status word a service invents
+    later is logged and treated as "not finished", never a crash. ``file_id``, ``video_width`` and
+    ``video_height`` are MiniMax's (None elsewhere); a MiniMax result lists no ``videos``: its link is
+    fetched from the file id at download time.
     """
 
     task_id: str
     status: str
+    state: TaskState = TaskState.UNKNOWN
     reason: str = ""
     eta: int | None = None
     progress_percent: int | None = None
     videos: tuple[Video, ...] = ()
+    file_id: str | None = None
+    video_width: int | None = None
+    video_height: int | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_json(cls, data: Any, task_id: str = "") -> TaskResult:
+        """A "v3 async" task-result answer (PPInfra, Novita)."""
         if not isinstance(data, Mapping):
             raise HailuoMalformedAnswerError(f"Task-result answer for task {task_id} is not a JSON object")
         task = data.get("task")
         if not isinstance(task, Mapping):
             raise HailuoMalformedAnswerError(f"Task-result answer for task {task_id} has no `task` object")
         videos = data.get("videos") or []
+        status = str(task.get("status") or "")
         return cls(
-            task_id=str(task.get("task_id") or task_id),
-            status=str(task.get("status") or ""),
+            task_id=id_text(task.get("task_id")) or task_id,
+            status=status,
+            state=V3_STATES.get(status, TaskState.UNKNOWN),
             reason=str(task.get("reason") or ""),
-            eta=_to_int(task.get("eta")),
-            progress_percent=_to_int(task.get("progress_percent")),
+            eta=loose_int(task.get("eta")),
+            progress_percent=loose_int(task.get("progress_percent")),
             videos=tuple(Video.from_json(v) for v in videos if isinstance(v, Mapping)),
             raw=data,
         )
 
+    @classmethod
+    def from_xcom(cls, data: Any) -> TaskResult:
+        """
+        Rebuild a result from :meth:`to_xcom`'s dict (the sensor's XCom, a trigger event).
+
+        A dict written before results carried ``state`` is read with the "v3 async" status words,
+        the only ones there were then.
+        """
+        if not isinstance(data, Mapping) or not id_text(data.get("task_id")):
+            raise HailuoError(f"Not a Hailuo task result: {_short_repr(data)}")
+        status = str(data.get("status") or "")
+        state = str(data.get("state") or "")
+        videos = data.get("videos") or []
+        return cls(
+            task_id=str(id_text(data.get("task_id"))),
+            status=status,
+            state=TaskState(state) if state in _STATE_VALUES else V3_STATES.get(status, TaskState.UNKNOWN),
+            reason=str(data.get("reason") or ""),
+            eta=loose_int(data.get("eta")),
+            progress_percent=loose_int(data.get("progress_percent")),
+            videos=tuple(Video.from_json(v) for v in videos if isinstance(v, Mapping)),
+            file_id=id_text(data.get("file_id")),
+            video_width=loose_int(data.get("video_width")),
+            video_height=loose_int(data.get("video_height")),
+        )
+
     @property
     def succeeded(self) -> bool:
-        return self.status == TaskStatus.SUCCEED
+        return self.state is TaskState.SUCCEEDED
 
     @property
     def failed(self) -> bool:
-        return self.status == TaskStatus.FAILED
+        return self.state is TaskState.FAILED
 
     @property
     def finished(self) -> bool:
@@ -353,13 +542,28 @@ class TaskResult:
 
     @property
     def known_status(self) -> bool:
-        return self.status in TaskStatus.__members__.values()
+        return self.state is not TaskState.UNKNOWN
+
+    @property
+    def video_url(self) -> str | None:
+        """The first video link the result lists (a "v3 async" result; MiniMax's list none)."""
+        return next((video.url for video in self.videos if video.url), None)
+
+    @property
+    def has_video(self) -> bool:
+        """
+        Whether a succeeded task names something to download: a link, or MiniMax's file id.
+
+        A service may report success before (or without) the video: such a result is not done.
+        """
+        return self.succeeded and (self.video_url is not None or self.file_id is not None)
 
     def to_xcom(self) -> dict[str, Any]:
         """A plain JSON dict for XCom and trigger events (no secrets: links are pre-signed, not keyed)."""
         return {
             "task_id": self.task_id,
             "status": self.status,
+            "state": str(self.state),
             "reason": self.reason,
             "eta": self.eta,
             "progress_percent": self.progress_percent,
@@ -367,6 +571,9 @@ class TaskResult:
                 {"video_url": v.url, "video_url_ttl": v.ttl_seconds, "video_type": v.video_type}
                 for v in self.videos
             ],
+            "file_id": self.file_id,
+            "video_width": self.video_width,
+            "video_height": self.video_height,
         }
 
     def describe(self) -> str:

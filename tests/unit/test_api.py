@@ -1,16 +1,28 @@
-"""The request rules and result parsing, with every rule's boundary values."""
+"""The request rules (shared and per model, at their boundaries per vendor) and the task result."""
 
 from __future__ import annotations
 
 import pytest
 
 from airflow_provider_hailuo.api import (
+    HailuoAPIError,
     HailuoMalformedAnswerError,
+    HailuoTaskFailedError,
     HailuoValidationError,
     TaskResult,
+    TaskState,
+    Video,
     VideoRequest,
     coerce_rendered,
 )
+from airflow_provider_hailuo.dialects import DIALECTS
+
+VENDORS = tuple(DIALECTS)
+FIRST = "https://example.com/first.png"
+LAST = "https://example.com/last.png"
+DATA_URL = "data:image/png;base64,iVBORw0KGgo="
+#: Each catalogue model with the frames it needs at least (2.3-Fast is image-to-video only).
+MODELS = {"hailuo-02": {}, "hailuo-2.3": {}, "hailuo-2.3-fast": {"image_url": FIRST}}
 
 
 def invalid(field: str, **kwargs):
@@ -22,9 +34,38 @@ def invalid(field: str, **kwargs):
     return info.value
 
 
+def sent(vendor: str, **kwargs):
+    """The submit body a vendor's dialect builds for a request (the request is valid there)."""
+    kwargs.setdefault("prompt", "a cat")
+    return DIALECTS[vendor]().validate(VideoRequest(**kwargs)).call.json
+
+
+def refused_by(vendor: str, field: str, **kwargs) -> HailuoValidationError:
+    """A request some vendor takes, refused by this one naming the field, the model and the vendor."""
+    kwargs.setdefault("prompt", "a cat")
+    request = VideoRequest(**kwargs)
+    with pytest.raises(HailuoValidationError) as info:
+        DIALECTS[vendor]().validate(request)
+    err = info.value
+    assert err.field == field and err.vendor == vendor
+    assert f"`{field}`" in str(err) and f"on {vendor})" in str(err) and str(err.model) in str(err)
+    return err
+
+
+def refused_everywhere(field: str, model: str, **kwargs) -> HailuoValidationError:
+    """A request no vendor takes: refused when built, naming the field, the model and every vendor."""
+    err = invalid(field, model=model, **kwargs)
+    assert model in err.rule and all(vendor in err.rule for vendor in VENDORS)
+    return err
+
+
+# --------------------------------------------------------------------------------------------------
+# Rules every vendor shares
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("vendor", VENDORS)
 @pytest.mark.parametrize("length", [1, 2, 1999, 2000])
-def test_prompt_length_accepted_at_bounds(length):
-    assert len(VideoRequest(prompt="x" * length).prompt) == length
+def test_prompt_length_accepted_at_bounds_and_sent_whole(vendor, length):
+    assert sent(vendor, prompt="x" * length)["prompt"] == "x" * length
 
 
 @pytest.mark.parametrize("length", [0, 2001, 5000])
@@ -34,7 +75,7 @@ def test_prompt_length_refused_outside_bounds(length):
 
 
 def test_prompt_counts_characters_not_bytes():
-    assert VideoRequest(prompt="熊" * 2000).prompt == "熊" * 2000
+    assert sent("minimax", prompt="熊" * 2000)["prompt"] == "熊" * 2000
     invalid("prompt", prompt="熊" * 2001)
 
 
@@ -48,9 +89,10 @@ def test_prompt_must_be_a_string(prompt):
     invalid("prompt", prompt=prompt)
 
 
+@pytest.mark.parametrize("vendor", VENDORS)
 @pytest.mark.parametrize("duration", [6, 10])
-def test_durations_accepted(duration):
-    assert VideoRequest(prompt="p", duration=duration).duration == duration
+def test_durations_accepted_and_sent_as_integers(vendor, duration):
+    assert sent(vendor, duration=duration)["duration"] == duration
 
 
 @pytest.mark.parametrize("duration", [0, 5, 7, 9, 11, 6.0, "6", True, None])
@@ -58,66 +100,191 @@ def test_other_durations_refused(duration):
     invalid("duration", duration=duration)
 
 
-@pytest.mark.parametrize(("duration", "resolution"), [(6, "768P"), (6, "1080P"), (10, "768P")])
-def test_supported_combinations(duration, resolution):
-    request = VideoRequest(prompt="p", duration=duration, resolution=resolution)
-    assert request.to_body()["resolution"] == resolution
-
-
-def test_ten_seconds_only_at_768p():
-    err = invalid("resolution", duration=10, resolution="1080P")
-    assert "10 s" in err.rule and "768P" in err.rule
-
-
 @pytest.mark.parametrize("resolution", ["720P", "768p", "1080", "", None, "4K"])
 def test_unknown_resolutions_refused(resolution):
     invalid("resolution", resolution=resolution)
 
 
-@pytest.mark.parametrize("url", ["https://example.com/a.jpg", "http://10.0.0.1:8080/x.png"])
-def test_http_image_urls_accepted(url):
-    assert VideoRequest(prompt="p", image_url=url).to_body()["image_url"] == url
+@pytest.mark.parametrize("field", ["image_url", "end_image_url"])
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://host/a.jpg", "s3://bucket/a.png", "//host/a.jpg", "", 3]
+)
+def test_frames_must_be_http_or_data_urls(field, url):
+    kwargs = {"image_url": FIRST} if field == "end_image_url" else {}
+    err = invalid(field, **{field: url}, **kwargs)
+    assert "http" in err.rule
 
 
 @pytest.mark.parametrize(
-    "url", ["file:///etc/passwd", "ftp://host/a.jpg", "data:image/png;base64,AAAA", "//host/a.jpg", "", 3]
+    "url",
+    [
+        "data:image/png;base64,",
+        "data:image/png,AAAA",
+        "data:text/plain;base64,AAAA",
+        "data:image/png;base64,A A",
+    ],
 )
-def test_non_http_image_urls_refused(url):
-    invalid("image_url", image_url=url)
+def test_malformed_data_urls_refused(url):
+    assert "data:image" in invalid("image_url", image_url=url).rule
 
 
+@pytest.mark.parametrize("name", ["enable_prompt_expansion", "fast_pretreatment"])
 @pytest.mark.parametrize("value", ["true", 1, None])
-def test_prompt_expansion_must_be_bool(value):
-    invalid("enable_prompt_expansion", enable_prompt_expansion=value)
+def test_flags_must_be_bool(name, value):
+    invalid(name, **{name: value})
 
 
-@pytest.mark.parametrize("model", ["minimax-hailuo-02", "minimax-hailuo-2.3-fast-i2v", "minimax-video-01"])
-def test_sibling_models_accepted(model):
-    assert VideoRequest(prompt="p", model=model).model == model
-
-
-@pytest.mark.parametrize("model", ["", "../task-result", "a/b", "UPPER", "x" * 200])
-def test_model_must_be_an_endpoint_name(model):
+@pytest.mark.parametrize("model", ["", "../task-result", "a/b", "x" * 200, "-lead", 7])
+def test_model_must_be_a_name_not_a_path(model):
     invalid("model", model=model)
 
 
 def test_extra_body_passes_new_fields_through():
-    body = VideoRequest(
-        prompt="p", extra_body={"fast_pretreatment": True, "end_image": "https://x/y.png"}
-    ).to_body()
-    assert body["fast_pretreatment"] is True
-    assert body["end_image"] == "https://x/y.png"
+    body = sent("ppinfra", extra_body={"aigc_watermark": True, "brand_new": {"x": 1}})
+    assert body["aigc_watermark"] is True and body["brand_new"] == {"x": 1}
 
 
-def test_extra_body_cannot_override_checked_fields():
-    err = invalid("extra_body", extra_body={"duration": 30})
-    assert "duration" in err.rule
+@pytest.mark.parametrize("field", ["duration", "image_url", "end_image_url", "fast_pretreatment"])
+def test_extra_body_cannot_override_the_requests_fields(field):
+    err = invalid("extra_body", extra_body={field: 30})
+    assert field in err.rule
+
+
+@pytest.mark.parametrize(
+    ("vendor", "model", "wire_name"),
+    [
+        ("ppinfra", "hailuo-2.3", "image"),
+        ("novita", "hailuo-02", "image"),
+        ("novita", "hailuo-02", "end_image"),
+        ("minimax", "hailuo-02", "first_frame_image"),
+        ("minimax", "hailuo-02", "last_frame_image"),
+        ("minimax", "hailuo-02", "prompt_optimizer"),
+        ("minimax", "hailuo-02", "model"),
+    ],
+)
+def test_extra_body_cannot_smuggle_a_vendors_own_field(vendor, model, wire_name):
+    err = refused_by(vendor, "extra_body", model=model, extra_body={wire_name: "x"})
+    assert wire_name in err.rule
 
 
 def test_extra_body_must_be_json():
     invalid("extra_body", extra_body={"when": object()})
 
 
+# --------------------------------------------------------------------------------------------------
+# Model rules at their boundaries, per vendor
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("vendor", VENDORS)
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize(("duration", "resolution"), [(6, "768P"), (6, "1080P"), (10, "768P")])
+def test_supported_durations_and_resolutions(vendor, model, duration, resolution):
+    body = sent(vendor, model=model, duration=duration, resolution=resolution, **MODELS[model])
+    assert (body["duration"], body["resolution"]) == (duration, resolution)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_1080p_is_6_seconds_only(model):
+    err = refused_everywhere("resolution", model, duration=10, resolution="1080P", **MODELS[model])
+    assert "1080P is not available for 10 s videos" in err.rule and "10 s is 768P only" in err.rule
+
+
+def test_512p_is_image_to_video_on_minimax_only():
+    assert sent("minimax", resolution="512P", image_url=FIRST)["resolution"] == "512P"
+    for vendor in ("ppinfra", "novita"):
+        assert "768P, 1080P" in refused_by(vendor, "resolution", resolution="512P", image_url=FIRST).rule
+
+
+def test_512p_text_to_video_is_refused_naming_minimaxs_rule():
+    err = invalid("resolution", resolution="512P")
+    assert "512P is for image-to-video without a last frame only (hailuo-02 on minimax)" in err.rule
+
+
+def test_512p_is_refused_with_a_last_frame_and_at_10_seconds():
+    with pytest.raises(HailuoValidationError) as with_last:
+        VideoRequest(prompt="p", resolution="512P", image_url=FIRST, end_image_url=LAST)
+    assert "512P is for image-to-video without a last frame only (hailuo-02 on minimax)" in str(
+        with_last.value
+    )
+    ten_seconds = invalid("resolution", resolution="512P", image_url=FIRST, duration=10)
+    assert (
+        "512P is not available for 10 s videos: 10 s is 768P only (hailuo-02 on minimax)" in ten_seconds.rule
+    )
+
+
+@pytest.mark.parametrize("model", ["hailuo-2.3", "hailuo-2.3-fast"])
+def test_512p_is_hailuo_02_only(model):
+    invalid("resolution", model=model, resolution="512P", image_url=FIRST)
+
+
+def test_2_3_fast_needs_a_first_frame():
+    err = refused_everywhere("image_url", "hailuo-2.3-fast")
+    assert "is required" in err.rule
+    for vendor in VENDORS:
+        assert sent(vendor, model="hailuo-2.3-fast", image_url=FIRST)
+
+
+@pytest.mark.parametrize("model", ["hailuo-2.3", "hailuo-2.3-fast"])
+def test_a_last_frame_on_2_3_is_refused(model):
+    err = refused_everywhere("end_image_url", model, image_url=FIRST, end_image_url=LAST)
+    assert "no last frame" in err.rule
+
+
+def test_a_last_frame_on_hailuo_02_where_the_vendor_takes_one():
+    assert sent("novita", image_url=FIRST, end_image_url=LAST)["end_image"] == LAST
+    assert sent("minimax", image_url=FIRST, end_image_url=LAST)["last_frame_image"] == LAST
+    refused_by("ppinfra", "end_image_url", image_url=FIRST, end_image_url=LAST)
+
+
+def test_a_last_frame_needs_a_first_frame():
+    assert "goes with a first frame" in invalid("end_image_url", end_image_url=LAST).rule
+
+
+def test_fast_pretreatment_where_documented():
+    assert sent("novita", fast_pretreatment=True)["fast_pretreatment"] is True
+    assert sent("minimax", fast_pretreatment=True)["fast_pretreatment"] is True
+    for vendor in VENDORS:
+        assert "fast_pretreatment" not in sent(vendor)  # the default is the service's own
+    refused_by("ppinfra", "fast_pretreatment", fast_pretreatment=True)
+    refused_everywhere("fast_pretreatment", "hailuo-2.3-fast", image_url=FIRST, fast_pretreatment=True)
+
+
+def test_data_url_frames_where_the_vendor_takes_them():
+    assert sent("novita", image_url=DATA_URL)["image"] == DATA_URL
+    assert sent("minimax", image_url=DATA_URL)["first_frame_image"] == DATA_URL
+    assert "takes no data: URLs" in refused_by("ppinfra", "image_url", image_url=DATA_URL).rule
+
+
+def test_a_passed_through_model_gets_the_shared_rules_only():
+    request = VideoRequest(prompt="p", model="minimax-video-01", duration=10, resolution="1080P")
+    for vendor in VENDORS:
+        resolved = DIALECTS[vendor]().validate(request)
+        assert resolved.passthrough and resolved.catalogue_model is None
+        assert "minimax-video-01" in resolved.warning
+    invalid("prompt", prompt="", model="minimax-video-01")
+    invalid("image_url", image_url="file:///x.png", model="minimax-video-01")
+
+
+def test_a_passed_through_name_must_be_an_endpoint_on_the_v3_api():
+    for vendor in ("ppinfra", "novita"):
+        refused_by(vendor, "model", model="MiniMax-Hailuo-02-Preview")
+    assert (
+        DIALECTS["minimax"]()
+        .validate(VideoRequest(prompt="p", model="MiniMax-Hailuo-02-Preview"))
+        .passthrough
+    )
+
+
+def test_the_old_default_is_hailuo_02_with_its_rules_on_every_vendor():
+    for vendor in VENDORS:
+        resolved = DIALECTS[vendor]().validate(VideoRequest(prompt="p", model="minimax-hailuo-02"))
+        assert resolved.catalogue_model == "hailuo-02" and not resolved.passthrough
+    err = invalid("resolution", model="minimax-hailuo-02", duration=10, resolution="1080P")
+    assert "(hailuo-02 on ppinfra, novita, minimax)" in err.rule
+
+
+# --------------------------------------------------------------------------------------------------
+# PPInfra's body (the hook's until it uses a dialect) and the emulator's reader
+# --------------------------------------------------------------------------------------------------
 def test_body_has_defaults_and_omits_absent_image():
     assert VideoRequest(prompt="p").to_body() == {
         "prompt": "p",
@@ -127,27 +294,44 @@ def test_body_has_defaults_and_omits_absent_image():
     }
 
 
+def test_to_body_refuses_what_ppinfra_does_not_take():
+    with pytest.raises(HailuoValidationError, match="end_image_url"):
+        VideoRequest(prompt="p", image_url=FIRST, end_image_url=LAST).to_body()
+    assert VideoRequest(prompt="p", image_url=FIRST).to_body()["image_url"] == FIRST
+
+
 def test_from_body_applies_service_defaults_and_rules():
-    request = VideoRequest.from_body({"prompt": "p", "fast_pretreatment": False}, model="minimax-video-01")
+    request = VideoRequest.from_body(
+        {"prompt": "p", "fast_pretreatment": True, "aigc_watermark": False}, model="minimax-video-01"
+    )
     assert (request.duration, request.resolution, request.model) == (6, "768P", "minimax-video-01")
-    assert request.extra_body == {"fast_pretreatment": False}
+    assert request.fast_pretreatment is True and request.extra_body == {"aigc_watermark": False}
     with pytest.raises(HailuoValidationError, match="`prompt` is required"):
         VideoRequest.from_body({})
     with pytest.raises(HailuoValidationError, match="`body`"):
         VideoRequest.from_body(["not", "an", "object"])
+    with pytest.raises(HailuoValidationError, match="`resolution`"):
+        VideoRequest.from_body({"prompt": "p", "duration": 10, "resolution": "1080P"})
 
 
+# --------------------------------------------------------------------------------------------------
+# Rendered templates
+# --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("name", "rendered", "expected"),
     [
         ("duration", "10", 10),
         ("duration", " 6 ", 6),
         ("duration", "6.5", "6.5"),
+        ("duration", "²", "²"),
+        ("duration", "٦", "٦"),
         ("enable_prompt_expansion", "False", False),
         ("enable_prompt_expansion", "true", True),
         ("enable_prompt_expansion", "maybe", "maybe"),
+        ("fast_pretreatment", "on", True),
         ("image_url", "None", None),
         ("image_url", "", None),
+        ("end_image_url", "none", None),
         ("prompt", "10", "10"),
         ("duration", 10, 10),
     ],
@@ -156,6 +340,15 @@ def test_coerce_rendered(name, rendered, expected):
     assert coerce_rendered(name, rendered) == expected
 
 
+@pytest.mark.parametrize("rendered", ["²", "٦", "\uff16"])
+def test_a_rendered_non_ascii_digit_fails_as_the_fields_rule(rendered):
+    # "²".isdigit() is True, and int("٦") is 6 (so is the full-width 6): none may reach int()
+    invalid("duration", duration=coerce_rendered("duration", rendered))
+
+
+# --------------------------------------------------------------------------------------------------
+# Task results
+# --------------------------------------------------------------------------------------------------
 SUCCEED = {
     "task": {
         "task_id": "t1",
@@ -175,8 +368,9 @@ SUCCEED = {
 
 def test_task_result_parses_documented_shape():
     result = TaskResult.from_json(SUCCEED)
-    assert result.succeeded and result.finished and not result.failed
-    assert result.videos[0].url == "https://cdn/v.mp4"
+    assert result.succeeded and result.finished and not result.failed and result.has_video
+    assert result.state is TaskState.SUCCEEDED
+    assert result.videos[0].url == result.video_url == "https://cdn/v.mp4"
     assert result.videos[0].ttl_seconds == 3600
     assert result.to_xcom()["videos"][0]["video_url_ttl"] == 3600
 
@@ -187,7 +381,7 @@ def test_ttl_as_int_and_unknown_status_tolerated():
         "videos": [{"video_url_ttl": 60}],
     }
     result = TaskResult.from_json(data)
-    assert not result.finished and not result.known_status
+    assert not result.finished and not result.known_status and result.state is TaskState.UNKNOWN
     assert result.eta == 12
     assert result.videos[0].ttl_seconds == 60
 
@@ -196,10 +390,72 @@ def test_failed_result_keeps_reason():
     result = TaskResult.from_json(
         {"task": {"task_id": "t", "status": "TASK_STATUS_FAILED", "reason": "nsfw"}}
     )
-    assert result.failed and result.reason == "nsfw"
+    assert result.failed and result.reason == "nsfw" and not result.has_video
+
+
+def test_succeeded_without_a_video_has_none_to_download():
+    result = TaskResult.from_json({"task": {"task_id": "t", "status": "TASK_STATUS_SUCCEED"}, "videos": []})
+    assert result.succeeded and not result.has_video and result.video_url is None
 
 
 @pytest.mark.parametrize("data", [[], "x", {"videos": []}, {"task": "x"}])
 def test_malformed_results_raise_a_retryable_error(data):
     with pytest.raises(HailuoMalformedAnswerError):
         TaskResult.from_json(data, "t9")
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        TaskResult.from_json(SUCCEED),
+        TaskResult(
+            task_id="t", status="TASK_STATUS_QUEUED", state=TaskState.QUEUED, eta=30, progress_percent=0
+        ),
+        TaskResult(
+            task_id="106916112212032",
+            status="Success",
+            state=TaskState.SUCCEEDED,
+            file_id="205258526306433",
+            video_width=1366,
+            video_height=768,
+        ),
+        TaskResult(task_id="t", status="Fail", state=TaskState.FAILED, reason="input flagged as sensitive"),
+    ],
+)
+def test_xcom_round_trip(result):
+    xcom = result.to_xcom()
+    assert TaskResult.from_xcom(xcom) == result
+    assert TaskResult.from_xcom(xcom).has_video == result.has_video
+
+
+def test_an_xcom_from_before_state_is_read_with_the_v3_words():
+    old = {"task_id": "t", "status": "TASK_STATUS_SUCCEED", "reason": "", "eta": 0, "progress_percent": 100}
+    old["videos"] = [{"video_url": "https://cdn/v.mp4", "video_url_ttl": 3600, "video_type": "mp4"}]
+    result = TaskResult.from_xcom(old)
+    assert result.succeeded and result.videos == (Video("https://cdn/v.mp4", 3600),)
+
+
+@pytest.mark.parametrize("data", [None, [], {"status": "x"}, {"task_id": ""}])
+def test_from_xcom_refuses_what_is_not_a_result(data):
+    with pytest.raises(Exception, match="Not a Hailuo task result"):
+        TaskResult.from_xcom(data)
+
+
+# --------------------------------------------------------------------------------------------------
+# Service text in errors
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "Bearer sk-live-0123456789abcdef",
+        "sk_0123456789abcdefghij",
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+        "A" * 64,
+    ],
+)
+def test_service_text_never_carries_a_key_and_is_bounded(echo):
+    err = HailuoAPIError(401, "FAILED_TO_AUTH", f"invalid key {echo} " + "no " * 500, conn_id="c")
+    assert echo not in str(err) and echo[:20] not in str(err)
+    assert len(err.message) <= 200 and err.message.startswith("invalid key ***")
+    failed = HailuoTaskFailedError("t", "y" * 1000)
+    assert len(failed.reason) <= 200

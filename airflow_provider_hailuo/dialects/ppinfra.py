@@ -1,0 +1,64 @@
+"""
+PPInfra's "v3 async" API (API.md 1-3, 3b): ``POST /v3/async/<endpoint>``, ``GET /v3/async/task-result``.
+
+Errors are HTTP statuses; the video link is in the task result. PPInfra's Hailuo-02 page names the
+first frame ``image_url`` and has no last frame; its 2.3 pages name it ``image``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from airflow_provider_hailuo.api import TaskResult
+from airflow_provider_hailuo.dialects.answers import json_object, submit_answer, submitted_task_id
+from airflow_provider_hailuo.dialects.base import Dialect, HttpCall
+from airflow_provider_hailuo.dialects.models import Offer
+
+TASK_RESULT_PATH = "/v3/async/task-result"
+
+#: Hailuo 2.3 on the "v3 async" family (PPInfra and Novita alike): one endpoint for text, one for
+#: image-to-video; Fast is image-to-video only and has no ``fast_pretreatment``.
+V3_HAILUO_23 = Offer(
+    text_name="minimax-hailuo-2.3-t2v",
+    image_name="minimax-hailuo-2.3-i2v",
+    first_frame="image",
+    fast_pretreatment=True,
+)
+V3_HAILUO_23_FAST = Offer(text_name=None, image_name="minimax-hailuo-2.3-fast-i2v", first_frame="image")
+
+
+class PPInfraDialect(Dialect):
+    """PPInfra (``api.ppinfra.com``) and any other host of the seed's API."""
+
+    name = "ppinfra"
+    accepts_data_url = False
+    prompt_expansion_field = "enable_prompt_expansion"
+    passthrough_frames: ClassVar[tuple[str, str | None]] = ("image_url", None)
+    #: A passed-through name is a path segment: no ``/``, no ``..``, nothing to escape.
+    passthrough_name_form = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
+    offers: ClassVar[Mapping[str, Offer]] = {
+        "hailuo-02": Offer(
+            text_name="minimax-hailuo-02", image_name="minimax-hailuo-02", first_frame="image_url"
+        ),
+        "hailuo-2.3": V3_HAILUO_23,
+        "hailuo-2.3-fast": V3_HAILUO_23_FAST,
+    }
+
+    def submit_http(self, model: str, body: Mapping[str, Any]) -> HttpCall:
+        return HttpCall("POST", f"/v3/async/{model}", json=body)
+
+    def parse_submit(self, status: int, headers: Mapping[str, str], body: bytes, *, conn_id: str) -> str:
+        with submit_answer():
+            data = json_object(status, headers, body, task_id=None, conn_id=conn_id)
+        return submitted_task_id(data)
+
+    def read_call(self, task_id: str) -> HttpCall:
+        return HttpCall("GET", TASK_RESULT_PATH, params={"task_id": task_id})
+
+    def parse_read(
+        self, status: int, headers: Mapping[str, str], body: bytes, *, task_id: str, conn_id: str
+    ) -> TaskResult:
+        data = json_object(status, headers, body, task_id=task_id, conn_id=conn_id)
+        return TaskResult.from_json(data, task_id)
