@@ -9,6 +9,10 @@ only after its length and signature checked out, and discarded otherwise:
   filesystem; fsspec's own local transaction writes to /tmp and *copies* across filesystems);
 - object stores (S3, GCS, ...): open with ``autocommit=False``, so the object (a multipart upload)
   only appears on ``commit()``, and ``discard()`` aborts it.
+
+An uncommitted object cannot be read back, so a check that must decode the video before it is
+visible (``before_commit``) reads a local copy: the ``.part`` file itself on a local disk, or a
+temporary spool file written alongside the upload for an object store.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ import hashlib
 import logging
 import os
 import queue
+import tempfile
 import threading
 import uuid
-from collections.abc import Generator, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -116,6 +121,16 @@ def plain_uri(path: ObjectStoragePath) -> str:
 EXCLUSIVE_PROTOCOLS = ("s3", "s3a")
 
 
+@dataclass
+class Uncommitted:
+    """A write in progress: ``file`` to write, ``commit()`` to publish, ``local_path`` if readable now."""
+
+    file: IO[bytes]
+    commit: Callable[[], None]
+    #: Where the written bytes can be read before the commit (a local ``.part``); None for object stores.
+    local_path: str | None
+
+
 @contextmanager
 def open_uncommitted(path: ObjectStoragePath, *, exclusive: bool = False) -> Iterator[tuple[IO[bytes], Any]]:
     """
@@ -125,6 +140,13 @@ def open_uncommitted(path: ObjectStoragePath, *, exclusive: bool = False) -> Ite
     With ``exclusive``, ``commit()`` raises :class:`FileExistsError` instead of replacing an object
     that appeared at ``path`` meanwhile.
     """
+    with write_aside(path, exclusive=exclusive) as pending:
+        yield pending.file, pending.commit
+
+
+@contextmanager
+def write_aside(path: ObjectStoragePath, *, exclusive: bool = False) -> Iterator[Uncommitted]:
+    """:func:`open_uncommitted`, also telling where a local disk's bytes can be read before the commit."""
     committed = False
     protocol = _protocol(path)
     if protocol in LOCAL_PROTOCOLS:
@@ -143,7 +165,7 @@ def open_uncommitted(path: ObjectStoragePath, *, exclusive: bool = False) -> Ite
             committed = True
 
         try:
-            yield handle, commit
+            yield Uncommitted(file=handle, commit=commit, local_path=part.path)
         finally:
             if not committed:
                 handle.close()
@@ -170,7 +192,7 @@ def open_uncommitted(path: ObjectStoragePath, *, exclusive: bool = False) -> Ite
         committed = True
 
     try:
-        yield remote, commit_remote
+        yield Uncommitted(file=remote, commit=commit_remote, local_path=None)
     finally:
         if not committed:
             try:
@@ -194,18 +216,25 @@ def sha256_of(path: ObjectStoragePath, chunk_size: int = 2**20) -> str:
     return digest.hexdigest()
 
 
+#: Called with the path of a whole local copy of the video, after the length and signature checks
+#: and before the commit; raising stops the commit, so nothing becomes visible.
+BeforeCommit = Callable[[str], None]
+
+
 def land_stream(
     chunks: Iterable[bytes],
     destination: ObjectStoragePath,
     *,
     expected_bytes: int | None,
     overwrite: bool,
+    before_commit: BeforeCommit | None = None,
 ) -> LandedFile:
     """
     Write ``chunks`` to ``destination``, hashing and counting on the way; commit only a whole MP4.
 
     With ``overwrite=False`` an existing object is kept when its content is identical (the task
-    succeeds, idempotent reruns) and refused when it differs.
+    succeeds, idempotent reruns) and refused when it differs. ``before_commit`` gets a local copy
+    to decode (the ``.part`` file, or a spool file for an object store, deleted afterwards).
     """
     digest = hashlib.sha256()
     size = 0
@@ -213,7 +242,12 @@ def land_stream(
     existed = destination.exists()
     if existed and not overwrite:
         log.info("%s exists; downloading to compare before deciding", destination)
-    with open_uncommitted(destination, exclusive=not overwrite) as (handle, commit):
+    with ExitStack() as stack:
+        pending = stack.enter_context(write_aside(destination, exclusive=not overwrite))
+        handle, commit = pending.file, pending.commit
+        spool: IO[bytes] | None = None
+        if before_commit is not None and pending.local_path is None:
+            spool = stack.enter_context(tempfile.NamedTemporaryFile(prefix="hailuo-", suffix=".mp4"))
         for chunk in chunks:
             if not chunk:
                 continue
@@ -226,6 +260,8 @@ def land_stream(
             digest.update(chunk)
             size += len(chunk)
             handle.write(chunk)
+            if spool is not None:
+                spool.write(chunk)
         if size == 0 or not looks_like_mp4(head):
             raise HailuoDownloadError(f"The downloaded file is not an MP4 ({size} bytes received)")
         if expected_bytes is not None and size != expected_bytes:
@@ -233,6 +269,13 @@ def land_stream(
                 f"The download was cut short: {size} of {expected_bytes} bytes received (Content-Length)"
             )
         sha256 = digest.hexdigest()
+        if before_commit is not None:
+            if spool is not None:
+                spool.flush()
+                before_commit(spool.name)
+            else:
+                handle.flush()
+                before_commit(str(pending.local_path))
         try:
             if existed and not overwrite:
                 raise FileExistsError(plain_uri(destination))
@@ -246,3 +289,16 @@ def land_stream(
                 ) from None
             log.info("%s already holds this exact video; kept as is", destination)
     return LandedFile(uri=plain_uri(destination), bytes=size, sha256=sha256)
+
+
+def land_bytes(data: bytes, destination: ObjectStoragePath) -> LandedFile:
+    """
+    Publish a small file beside a video (poster, manifest) through the same write-aside commit.
+
+    It replaces what is there: a sidecar describes the video now at its name, which the video's own
+    commit (and its overwrite rule) has already settled.
+    """
+    with write_aside(destination, exclusive=False) as pending:
+        pending.file.write(data)
+        pending.commit()
+    return LandedFile(uri=plain_uri(destination), bytes=len(data), sha256=hashlib.sha256(data).hexdigest())

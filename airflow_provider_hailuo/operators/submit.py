@@ -131,7 +131,16 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
             self._request = self.build_request()
         except HailuoValidationError as err:
             raise AirflowFailException(str(err)) from err
+        self._publish_request(context, self._request)
         return self.execute_resumable(context)
+
+    def _publish_request(self, context: Any, request: VideoRequest) -> None:
+        """Push the validated request (no secret) for the download's checks and manifest."""
+        from airflow_provider_hailuo.manifest import REQUEST_XCOM_KEY, request_record, vendor_of
+
+        ti = context.get("ti") if hasattr(context, "get") else None
+        if ti is not None:
+            ti.xcom_push(key=REQUEST_XCOM_KEY, value=request_record(request, vendor=vendor_of(self.hook)))
 
     # ResumableJobMixin: the "job" is the paid generation; waiting for it is the sensor's job.
     def submit_job(self, context: Any) -> str:

@@ -60,7 +60,7 @@ def test_a_different_existing_object_is_refused_unless_overwrite(finished_task, 
     assert target.read_bytes() == b"someone else's file"
     landed = download(finished_task, target.as_uri(), overwrite=True)
     assert hashlib.sha256(target.read_bytes()).hexdigest() == landed["sha256"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.jpg", "v.json", "v.mp4"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,58 @@
+"""
+Lineage of a landed video: OpenLineage datasets, and Airflow's hook-lineage collector.
+
+The download writes through the filesystem's own ``open`` (to control the commit), which bypasses
+``ObjectStoragePath.open`` and the lineage it reports; so the writes are reported here. Both
+imports are lazy: the OpenLineage provider is an optional extra, and the collector's module moved
+between Airflow 2 and 3 (``airflow.providers.common.compat.sdk`` resolves it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+
+def dataset_name(uri: str) -> tuple[str, str]:
+    """
+    OpenLineage's ``(namespace, name)`` for a storage URI, by its naming convention.
+
+    ``s3://bucket/key`` is ``("s3://bucket", "key")``; a local ``file:///a/b`` is ``("file", "/a/b")``.
+    """
+    parts = urlsplit(uri)
+    scheme = parts.scheme or "file"
+    if scheme in ("file", "local"):
+        return "file", parts.path or uri
+    return f"{scheme}://{parts.netloc}", parts.path.lstrip("/")
+
+
+def openlineage_facets(outputs: Iterable[str], inputs: Iterable[str] = ()) -> Any:
+    """An ``OperatorLineage`` naming ``inputs`` and ``outputs``; None without the OpenLineage provider."""
+    try:
+        from airflow.providers.openlineage.extractors import OperatorLineage
+        from openlineage.client.event_v2 import Dataset
+    except ImportError:
+        return None
+    return OperatorLineage(
+        inputs=[Dataset(namespace=ns, name=name) for ns, name in map(dataset_name, inputs)],
+        outputs=[Dataset(namespace=ns, name=name) for ns, name in map(dataset_name, outputs)],
+    )
+
+
+def report_write(path: Any, uri: str) -> None:
+    """
+    Tell Airflow's hook-lineage collector that ``path`` (an ObjectStoragePath) was written.
+
+    Lineage is a side channel: whatever goes wrong here (an older collector's signature, no
+    collector) is logged and never fails a task whose video has already landed.
+    """
+    try:
+        from airflow.providers.common.compat.sdk import get_hook_lineage_collector
+
+        get_hook_lineage_collector().add_output_asset(context=path, uri=uri)
+    except Exception as err:
+        log.debug("Hook lineage not reported for %s: %s", uri, err)
