@@ -1,4 +1,4 @@
-"""Apache Airflow provider for the MiniMax Hailuo-02 video generation API (PPInfra, Novita AI)."""
+"""Apache Airflow provider for MiniMax Hailuo video generation (PPInfra, Novita AI, MiniMax)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ INTEGRATION = "MiniMax Hailuo"
 
 def get_provider_info() -> dict:
     """What ``airflow providers list`` and ``hooks`` show (the ``apache_airflow_provider`` entry point)."""
+    from airflow_provider_hailuo.hooks.connection import conn_fields, ui_field_behaviour_kebab
+
     return {
         "package-name": "airflow-provider-hailuo",
         "name": "MiniMax Hailuo",
-        "description": "Generate videos with the MiniMax Hailuo-02 API (PPInfra, Novita AI) from Airflow.",
+        "description": "Generate videos with MiniMax Hailuo (PPInfra, Novita AI or MiniMax's own API) from Airflow.",
         "versions": [__version__],
         "integrations": [
             {
@@ -38,22 +40,8 @@ def get_provider_info() -> dict:
                 "connection-type": "hailuo",
                 "hook-class-name": "airflow_provider_hailuo.hooks.hailuo.HailuoHook",
                 "hook-name": "MiniMax Hailuo",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "login", "extra"],
-                    "relabeling": {"host": "Base URL", "password": "API key"},
-                    "placeholders": {
-                        "host": "https://api.ppinfra.com (or https://api.novita.ai)",
-                        "password": "your PPInfra / Novita API key",
-                    },
-                },
-                "conn-fields": {
-                    "verify": {
-                        "label": "Verify TLS",
-                        "description": "Check the API's TLS certificate (true), or a CA bundle path. "
-                        "Turn off only for a local emulator.",
-                        "schema": {"type": ["boolean", "string", "null"]},
-                    }
-                },
+                "ui-field-behaviour": ui_field_behaviour_kebab(),
+                "conn-fields": conn_fields(),
             }
         ],
     }

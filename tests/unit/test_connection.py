@@ -1,0 +1,101 @@
+"""The connection: its form on every Airflow version, and what its fields resolve to."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from airflow_provider_hailuo import get_provider_info
+from airflow_provider_hailuo.hooks.connection import (
+    FORM_FIELDS,
+    build_ssl_context,
+    conn_fields,
+    connection_settings,
+)
+from airflow_provider_hailuo.hooks.hailuo import HailuoHook
+
+KEY = "sk-unit-test-key-0123456789"
+
+
+def conn(host="https://api.example.test", port=None, schema="", conn_id="c", password=KEY):
+    return SimpleNamespace(host=host, password=password, schema=schema, port=port, conn_id=conn_id)
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "expected"),
+    [
+        ("https://gw.example.test/hailuo", 8443, "https://gw.example.test:8443/hailuo"),
+        ("gw.example.test/prefix/", 8080, "https://gw.example.test:8080/prefix/"),
+        ("http://127.0.0.1:9000", 8000, "http://127.0.0.1:9000"),
+        ("http://[::1]/x", 8000, "http://[::1]:8000/x"),
+    ],
+)
+def test_port_goes_into_the_authority_not_after_the_path(host, port, expected):
+    assert connection_settings(conn(host=host, port=port), {}).base_url == expected
+
+
+@pytest.mark.parametrize(
+    ("extra", "verify"),
+    [
+        ({}, True),
+        ({"verify": False}, False),
+        ({"verify": "false"}, False),
+        ({"verify": True, "ca_bundle": "/etc/gw-ca.pem"}, "/etc/gw-ca.pem"),
+        ({"ca_bundle": "/etc/gw-ca.pem"}, "/etc/gw-ca.pem"),
+        ({"verify": "/old/form/ca.pem"}, "/old/form/ca.pem"),
+        ({"extra__hailuo__verify": False}, False),  # how Airflow 2's form stores it
+    ],
+)
+def test_tls_settings_from_the_toggle_and_the_ca_bundle(extra, verify):
+    assert connection_settings(conn(), extra).verify == verify
+
+
+@pytest.mark.parametrize(
+    ("extra", "download_verify"), [({}, True), ({"ca_bundle": "/x.pem"}, True), ({"verify": False}, False)]
+)
+def test_downloads_keep_the_system_trust_store_unless_checks_are_off(extra, download_verify):
+    assert connection_settings(conn(), extra).download_verify is download_verify
+
+
+def test_every_extra_is_read_from_the_form_as_stored():
+    extra = {"api": "minimax", "group_id": "g-1", "timeout": 12, "verify": True}
+    settings = connection_settings(conn(), extra)
+    assert (settings.api, settings.group_id, settings.timeout) == ("minimax", "g-1", 12.0)
+
+
+@pytest.mark.parametrize("bad", ["abc", -1, 0])
+def test_a_bad_timeout_names_the_extra(bad):
+    with pytest.raises(Exception, match="timeout"):
+        connection_settings(conn(), {"timeout": bad})
+
+
+def test_the_form_declares_every_documented_extra_with_a_label():
+    fields = conn_fields()
+    assert set(fields) == {"api", "group_id", "verify", "ca_bundle", "timeout"}
+    assert fields["verify"]["schema"]["type"][0] == "boolean"  # a toggle, not a text box
+    assert all(f["label"] and f["description"] for f in fields.values())
+    info = get_provider_info()["connection-types"][0]
+    assert info["conn-fields"] == fields
+    assert "port" not in info["ui-field-behaviour"]["hidden-fields"]
+
+
+def test_older_airflow_forms_get_the_same_fields_from_the_hook():
+    pytest.importorskip("wtforms")
+    pytest.importorskip("flask_appbuilder")
+    widgets = HailuoHook.get_connection_form_widgets()
+    assert set(widgets) == {f.name for f in FORM_FIELDS}
+    behaviour = HailuoHook.get_ui_field_behaviour()
+    assert behaviour["relabeling"]["password"] == "API key"
+
+
+def test_ca_bundle_context_is_built_from_the_file(tmp_path):
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    context = build_ssl_context(str(path))
+    assert isinstance(context, ssl.SSLContext) and context.cert_store_stats()["x509_ca"] >= 1
+    assert build_ssl_context(False) is False and build_ssl_context(True) is True
