@@ -46,8 +46,9 @@ API endpoints (``submit``, ``task_result``, ``file_retrieve``)
     received with Content-Length catches it. ``not_mp4``: 200 with ``Content-Type: video/mp4`` but an
     HTML body. ``redirect``: answers ``status`` (301/302/303/307/308, default 302) to the same video
     ``hops`` times (default 1), like a CDN. ``gzip``: ``Content-Encoding: gzip`` whatever the client
-    asked for, streamed chunked without Content-Length (``content_length: true``: compressed whole,
-    with the compressed length). ``chunked``: identity body, chunked, no Content-Length.
+    asked for, streamed chunked without Content-Length (``content_length: true``: compressed whole
+    in memory, with the compressed length; meant for unpadded videos). ``chunked``: identity body,
+    chunked, no Content-Length.
     ``wrong_duration`` / ``wrong_resolution`` / ``undecodable``: this one download serves such a
     video (see ``submit``).
 """

@@ -21,7 +21,7 @@ import random
 import secrets
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -112,7 +112,7 @@ class EmulatorState:
         self._lock = threading.Lock()
         self._tasks: dict[str, Task] = {}
         self._files: dict[str, str] = {}  # MiniMax file_id -> task_id
-        self._submissions: list[dict[str, Any]] = []
+        self._submissions: deque[dict[str, Any]] = deque(maxlen=MAX_SUBMISSIONS)
         self._counters: Counter[str] = Counter()
         self._polls_by_task: Counter[str] = Counter()
         self._rng = random.Random(self.config.seed)
@@ -233,15 +233,13 @@ class EmulatorState:
 
     def record_submission(self, path: str, body: Any, status: int, task_id: str | None) -> None:
         """Every submit attempt, accepted or not: the body as received and what it was answered."""
+        entry = {"path": path, "body": copy.deepcopy(body), "status": status, "task_id": task_id}
         with self._lock:
-            if len(self._submissions) >= MAX_SUBMISSIONS:
-                del self._submissions[0]
-            entry = {"path": path, "body": copy.deepcopy(body), "status": status, "task_id": task_id}
-            self._submissions.append(entry)
+            self._submissions.append(entry)  # the oldest go beyond MAX_SUBMISSIONS
 
     def submissions(self) -> list[dict[str, Any]]:
         with self._lock:
-            return copy.deepcopy(self._submissions)
+            return copy.deepcopy(list(self._submissions))
 
     # -- videos --------------------------------------------------------------------------------------
     def video_of(self, task: Task, variant: str | None = None) -> Sample:
