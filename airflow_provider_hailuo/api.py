@@ -328,25 +328,6 @@ class VideoRequest:
 
         return dict(PPInfraDialect().validate(self).call.json or {})
 
-    @classmethod
-    def from_body(cls, body: Any, model: str = DEFAULT_MODEL) -> VideoRequest:
-        """Read a PPInfra request body as the service does (applying its defaults)."""
-        if not isinstance(body, Mapping):
-            raise HailuoValidationError("body", "must be a JSON object")
-        if "prompt" not in body:
-            raise HailuoValidationError("prompt", "is required")
-        extra = {k: v for k, v in body.items() if k not in CORE_FIELDS}
-        return cls(
-            prompt=body["prompt"],
-            image_url=body.get("image_url"),
-            duration=body.get("duration", 6),
-            resolution=body.get("resolution", "768P"),
-            enable_prompt_expansion=body.get("enable_prompt_expansion", True),
-            fast_pretreatment=body.get("fast_pretreatment", False),
-            model=model,
-            extra_body=extra,
-        )
-
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}

@@ -283,7 +283,7 @@ def test_the_old_default_is_hailuo_02_with_its_rules_on_every_vendor():
 
 
 # --------------------------------------------------------------------------------------------------
-# PPInfra's body (the hook's until it uses a dialect) and the emulator's reader
+# PPInfra's body (the hook's until it uses a dialect)
 # --------------------------------------------------------------------------------------------------
 def test_body_has_defaults_and_omits_absent_image():
     assert VideoRequest(prompt="p").to_body() == {
@@ -298,20 +298,6 @@ def test_to_body_refuses_what_ppinfra_does_not_take():
     with pytest.raises(HailuoValidationError, match="end_image_url"):
         VideoRequest(prompt="p", image_url=FIRST, end_image_url=LAST).to_body()
     assert VideoRequest(prompt="p", image_url=FIRST).to_body()["image_url"] == FIRST
-
-
-def test_from_body_applies_service_defaults_and_rules():
-    request = VideoRequest.from_body(
-        {"prompt": "p", "fast_pretreatment": True, "aigc_watermark": False}, model="minimax-video-01"
-    )
-    assert (request.duration, request.resolution, request.model) == (6, "768P", "minimax-video-01")
-    assert request.fast_pretreatment is True and request.extra_body == {"aigc_watermark": False}
-    with pytest.raises(HailuoValidationError, match="`prompt` is required"):
-        VideoRequest.from_body({})
-    with pytest.raises(HailuoValidationError, match="`body`"):
-        VideoRequest.from_body(["not", "an", "object"])
-    with pytest.raises(HailuoValidationError, match="`resolution`"):
-        VideoRequest.from_body({"prompt": "p", "duration": 10, "resolution": "1080P"})
 
 
 # --------------------------------------------------------------------------------------------------
