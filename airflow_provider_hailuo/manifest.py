@@ -72,9 +72,14 @@ def request_record(request: Any, *, vendor: str | None = None) -> dict[str, Any]
 def vendor_of(hook: Any) -> str | None:
     """The vendor a hook's connection speaks, or None if it cannot be told without failing the task."""
     try:
-        from airflow_provider_hailuo.dialects import vendor_name
-
         settings = hook.settings
+    except Exception:
+        return None
+    try:
+        from airflow_provider_hailuo.dialects import vendor_name
+    except ImportError:  # a provider without dialects speaks the one API it knows
+        return getattr(settings, "api", None)
+    try:
         return str(vendor_name(settings.api, settings.host))
     except Exception:
         return None
