@@ -3,7 +3,8 @@
 
 Starts the emulator on a free loopback port, points the `hailuo_default` connection at it through
 the environment (the same way you would point it at PPInfra or Novita), runs the example DAG with
-`airflow dags test` (deferral to the trigger included), then lists the videos that landed.
+`airflow dags test` (deferral to the trigger included), then lists the videos that landed, each
+with what its manifest says it is (duration, resolution, check verdict) and the files beside it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,24 @@ def airflow(args: list[str], env: dict[str, str], log: Path) -> int:
         return subprocess.run(
             [sys.executable, "-m", "airflow", *args], env=env, stdout=handle, stderr=subprocess.STDOUT
         ).returncode
+
+
+def describe(video: Path) -> str:
+    """One video's lines: size, what the checks measured, and its poster and manifest (if landed)."""
+    kind = "MP4" if looks_like_mp4(video.read_bytes()[:16]) else "NOT AN MP4"
+    lines = [f"  {video}  {video.stat().st_size:,} bytes  {kind}"]
+    manifest, poster = video.with_suffix(".json"), video.with_suffix(".jpg")
+    checks = json.loads(manifest.read_text()).get("checks") if manifest.exists() else None
+    if checks:
+        lines.append(
+            f"    {checks['duration_s']:.1f} s, {checks['width']}x{checks['height']} {checks['codec']}, "
+            f"checks: {checks['verdict']}"
+        )
+    else:
+        lines.append("    not checked (no manifest, or video_checks='off' / no PyAV)")
+    lines.append(f"    poster:   {poster if poster.exists() else '(none)'}")
+    lines.append(f"    manifest: {manifest if manifest.exists() else '(none)'}")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -65,8 +84,7 @@ def main() -> int:
         return 1
     print(f"{len(videos)} videos landed under {OUTPUT}:")
     for video in videos:
-        kind = "MP4" if looks_like_mp4(video.read_bytes()[:16]) else "NOT AN MP4"
-        print(f"  {video}  {video.stat().st_size:,} bytes  {kind}")
+        print(describe(video))
     print(
         f"Emulator counters: {counters['submits']} paid submits, {counters['polls']} status polls, "
         f"{counters['downloads']} downloads. Took {time.monotonic() - started:.0f}s; log: {log}"
