@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from airflow.sdk import ObjectStoragePath
@@ -67,3 +68,28 @@ def test_land_stream_commits_nothing_on_a_bad_body(tmp_path, chunks, expected, m
     with pytest.raises(HailuoDownloadError, match=message):
         land_stream(iter(chunks), target, expected_bytes=expected, overwrite=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_before_commit_reads_the_whole_copy_and_can_stop_the_commit(tmp_path):
+    target = ObjectStoragePath((tmp_path / "v.mp4").as_uri())
+    seen = []
+
+    def refuse(local_path: str) -> None:
+        seen.append(Path(local_path).read_bytes())
+        raise HailuoDownloadError("does not decode")
+
+    with pytest.raises(HailuoDownloadError, match="does not decode"):
+        land_stream(
+            iter([MP4[:10], MP4[10:]]), target, expected_bytes=len(MP4), overwrite=False, before_commit=refuse
+        )
+    assert seen == [MP4]  # flushed before the check: the whole body, not a buffered prefix
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_land_bytes_replaces_a_sidecar(tmp_path):
+    from airflow_provider_hailuo.storage import land_bytes
+
+    (tmp_path / "v.json").write_text("old")
+    landed = land_bytes(b"{}", ObjectStoragePath((tmp_path / "v.json").as_uri()))
+    assert (tmp_path / "v.json").read_bytes() == b"{}" and landed.bytes == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["v.json"]
