@@ -256,3 +256,14 @@ def test_clean_url_drops_credentials():
     assert clean_url("https://user:pw@h/x.png?sig=1#f") == "https://h/x.png"
     assert clean_url("data:image/png;base64,AAAA") == "data:image/png;base64,…"
     assert clean_url("s3://b/k.png") == "s3://b/k.png"
+
+
+def test_writes_are_reported_to_the_hook_lineage_collector(finished_task, tmp_path, monkeypatch):
+    from airflow.providers.common.compat import sdk
+    from airflow.sdk.lineage import HookLineageCollector
+
+    collector = HookLineageCollector()
+    monkeypatch.setattr(sdk, "get_hook_lineage_collector", lambda: collector, raising=False)
+    _, landed = download(finished_task, tmp_path.as_uri() + "/")
+    reported = [info.asset.uri for info in collector.collected_assets.outputs]
+    assert reported == [landed["uri"], landed["poster_uri"], landed["manifest_uri"]]
