@@ -14,7 +14,7 @@ def get_provider_info() -> dict:
     return {
         "package-name": "airflow-provider-hailuo",
         "name": "MiniMax Hailuo",
-        "description": "Generate videos with MiniMax Hailuo (PPInfra, Novita AI or MiniMax's own API) from Airflow.",
+        "description": "Generate videos with MiniMax Hailuo (PPInfra, Novita AI or MiniMax) from Airflow.",
         "versions": [__version__],
         "integrations": [
             {

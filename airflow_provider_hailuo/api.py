@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 #: The model a request names when the DAG names none. It is the PPInfra endpoint name of Hailuo-02
 #: and an alias of the neutral ``hailuo-02`` on every vendor; it stays the default while the hook
 #: still posts to ``/v3/async/<model>`` itself.
-DEFAULT_MODEL = "minimax-hailuo-02"
+DEFAULT_MODEL = "hailuo-02"
 PROMPT_MAX_CHARS = 2000
 #: The request's own fields: ``extra_body`` may not repeat them (it would bypass their rules).
 CORE_FIELDS = (

@@ -95,6 +95,9 @@ class Dialect(ABC):
     passthrough_name_form: ClassVar[re.Pattern[str] | None] = None
     #: Body fields the submit call adds itself (MiniMax's ``model``).
     call_fields: ClassVar[tuple[str, ...]] = ()
+    #: Input image rules the vendor documents: shortest side (exclusive) and width/height range.
+    frame_min_short_side: ClassVar[int | None] = None
+    frame_aspect_range: ClassVar[tuple[float, float] | None] = None
 
     def __init__(self, *, group_id: str | None = None) -> None:
         self.group_id = group_id or None

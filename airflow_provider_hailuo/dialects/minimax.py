@@ -107,6 +107,9 @@ class MiniMaxDialect(Dialect):
     prompt_expansion_field = "prompt_optimizer"
     passthrough_frames = ("first_frame_image", "last_frame_image")
     call_fields = ("model",)
+    #: API.md 5: input images have a short side over 300 px and an aspect ratio from 2:5 to 5:2.
+    frame_min_short_side = 300
+    frame_aspect_range = (2 / 5, 5 / 2)
     offers: ClassVar[Mapping[str, Offer]] = {
         "hailuo-02": Offer(
             text_name="MiniMax-Hailuo-02",

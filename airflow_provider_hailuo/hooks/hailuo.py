@@ -11,13 +11,12 @@ task that imports this hook. aiohttp is imported only where it runs: in the trig
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import weakref
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import tenacity
@@ -35,11 +34,11 @@ from airflow_provider_hailuo.api import (
     HailuoMalformedAnswerError,
     HailuoNotFoundError,
     HailuoSubmitUncertainError,
-    HailuoTransientError,
     TaskResult,
     VideoRequest,
     check_http_url,
 )
+from airflow_provider_hailuo.dialects import Dialect, HttpCall, ResolvedRequest, dialect_for
 from airflow_provider_hailuo.hooks.connection import (
     UI_FIELD_BEHAVIOUR,
     ConnectionSettings,
@@ -48,15 +47,12 @@ from airflow_provider_hailuo.hooks.connection import (
     form_widgets,
 )
 from airflow_provider_hailuo.hooks.retry import (
-    SUBMIT_RETRY_STATUSES,
     is_connect_failure,
     is_retryable_read,
     is_retryable_submit,
-    parse_retry_after,
     retry_kwargs,
 )
 
-TASK_RESULT_PATH = "/v3/async/task-result"
 USER_AGENT = "airflow-provider-hailuo"
 #: A connection test answers within about this many seconds: one attempt, short timeouts.
 CONNECTION_TEST_TIMEOUT = (3.0, 7.0)
@@ -77,54 +73,6 @@ class _BearerAuth:
 
     def __repr__(self) -> str:
         return "<BearerAuth ***>"
-
-
-def error_from_answer(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    task_id: str | None,
-    conn_id: str,
-) -> HailuoAPIError:
-    """Map an error answer to the exception that says what to do about it."""
-    reason, message = "", ""
-    try:
-        data = json.loads(body)
-        if isinstance(data, Mapping):
-            reason = str(data.get("reason") or "")
-            message = str(data.get("message") or "")
-    except ValueError:
-        message = body[:200].decode("utf-8", "replace").strip()
-    if status == 429 or status >= 500:
-        return HailuoTransientError(
-            status,
-            reason,
-            message,
-            task_id,
-            conn_id,
-            retry_after=parse_retry_after(headers.get("Retry-After")),
-        )
-    if status in (401, 403):
-        return HailuoAuthError(status, reason, message, task_id, conn_id)
-    if status == 404:
-        return HailuoNotFoundError(status, reason, message, task_id, conn_id)
-    return HailuoAPIError(status, reason, message, task_id, conn_id)
-
-
-def parse_answer(
-    status: int, headers: Mapping[str, str], body: bytes, *, task_id: str | None, conn_id: str
-) -> dict[str, Any]:
-    """A 2xx JSON object, or the exception the answer means."""
-    if not 200 <= status < 300:
-        raise error_from_answer(status, headers, body, task_id=task_id, conn_id=conn_id)
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise HailuoMalformedAnswerError(f"HTTP {status} answer is not JSON (task_id={task_id})") from None
-    if not isinstance(data, dict):
-        raise HailuoMalformedAnswerError(f"HTTP {status} answer is not a JSON object (task_id={task_id})")
-    return data
 
 
 class HailuoHook(BaseHook):
@@ -279,107 +227,48 @@ class HailuoHook(BaseHook):
             retry_after_cap=self.retry_after_cap,
         )
 
-    def _call(
+    @property
+    def dialect(self) -> Dialect:
+        """The vendor's wire, as the connection names it (``api`` extra, else the host)."""
+        return _dialect_of(self.settings)
+
+    def _send(
         self,
-        method: str,
-        path: str,
-        parse: Callable[[dict[str, Any]], T],
+        call: HttpCall,
+        parse: Callable[[int, Mapping[str, str], bytes], T],
         *,
         what: str,
-        retryable: Any,
-        task_id: str | None = None,
-        params: dict[str, str] | None = None,
-        body: dict[str, Any] | None = None,
+        retryable: Callable[[BaseException], bool],
         attempts: int | None = None,
         timeout: tuple[float, float] | None = None,
     ) -> T:
         """
-        One API call with its retry policy; ``parse`` runs inside each attempt.
-
-        So a garbled 2xx is retried (or not) by the same rule on workers and in the triggerer.
+        Send one call with its retry policy; ``parse`` (the dialect's) reads each answer inside the
+        attempt, so a garbled 2xx is retried (or not) by the same rule on workers and in the triggerer.
         """
         session = self.get_conn()
-        url = self.settings.url(path)
+        url = self.settings.url(call.path)
         for attempt in tenacity.Retrying(**self._retrying(what, retryable, attempts)):
             with attempt:
                 response = session.request(
-                    method, url, params=params, json=body, timeout=timeout or self.timeout
+                    call.method,
+                    url,
+                    params=dict(call.params) or None,
+                    json=call.json,
+                    timeout=timeout or self.timeout,
                 )
-                data = parse_answer(
-                    response.status_code,
-                    response.headers,
-                    response.content,
-                    task_id=task_id,
-                    conn_id=self.hailuo_conn_id,
-                )
-                return parse(data)
+                return parse(response.status_code, response.headers, response.content)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
-    # ----------------------------------------------------------------------------------------------
-    # the API
-    # ----------------------------------------------------------------------------------------------
-    def submit(self, request: VideoRequest) -> str:
-        """
-        Queue one paid generation and return its task id.
-
-        Retried only while the service provably created nothing (connect failure, 429, 503). After a
-        read timeout, a 500/502/504 or a garbled answer it raises
-        :class:`HailuoSubmitUncertainError` instead: the task may exist and be billed.
-        """
-        import requests
-
-        path = f"/v3/async/{request.model}"
-        try:
-            task_id = self._call(
-                "POST",
-                path,
-                _submitted_task_id,
-                what="submit",
-                retryable=is_retryable_submit,
-                body=request.to_body(),
-            )
-        except HailuoTransientError as err:
-            if err.status in SUBMIT_RETRY_STATUSES:
-                raise
-            raise _uncertain(f"the service answered HTTP {err.status}") from err
-        except HailuoMalformedAnswerError as err:
-            raise _uncertain(str(err)) from err
-        except requests.RequestException as err:
-            if is_connect_failure(err):
-                raise HailuoError(
-                    f"Could not connect to the Hailuo API ({type(err).__name__}); nothing was submitted"
-                ) from err
-            raise _uncertain(f"{type(err).__name__} after the request was sent") from err
-        self.log.info("Submitted Hailuo generation (model %s): task_id=%s", request.model, task_id)
-        return task_id
-
-    def get_task_result(
-        self, task_id: str, *, attempts: int | None = None, timeout: tuple[float, float] | None = None
-    ) -> TaskResult:
-        """Read a task once (with retries on transient trouble, a garbled answer included); for workers."""
-        return self._call(
-            "GET",
-            TASK_RESULT_PATH,
-            lambda data: TaskResult.from_json(data, task_id),
-            what="task-result",
-            retryable=is_retryable_read,
-            task_id=task_id,
-            params={"task_id": task_id},
-            attempts=attempts,
-            timeout=timeout,
-        )
-
-    async def aget_task_result(self, task_id: str) -> TaskResult:
-        """The same read for the triggerer: aiohttp on the loop's shared session, nothing blocking."""
-        try:
-            return await self._aread_task(task_id)
-        except HailuoAuthError:
-            # The key may have been rotated since the shared lookup: look it up afresh, once.
-            if not self._refresh_after_auth_error():
-                raise
-            return await self._aread_task(task_id)
-
-    async def _aread_task(self, task_id: str) -> TaskResult:
+    async def _asend(
+        self,
+        call: HttpCall,
+        parse: Callable[[int, Mapping[str, str], bytes], T],
+        *,
+        what: str,
+        retryable: Callable[[BaseException], bool],
+    ) -> T:
+        """The same for the triggerer: aiohttp on the loop's shared session, nothing blocking."""
         import aiohttp  # only the triggerer pays for importing aiohttp, not every worker task
 
         from airflow_provider_hailuo.hooks.async_session import shared_client_session
@@ -387,27 +276,115 @@ class HailuoHook(BaseHook):
         settings = await self.asettings()
         timeout = aiohttp.ClientTimeout(sock_connect=self.timeout[0], total=sum(self.timeout))
         async with shared_client_session() as session:
-            async for attempt in tenacity.AsyncRetrying(**self._retrying("task-result", is_retryable_read)):
+            async for attempt in tenacity.AsyncRetrying(**self._retrying(what, retryable)):
                 with attempt:
-                    async with session.get(
-                        settings.url(TASK_RESULT_PATH),
-                        params={"task_id": task_id},
+                    async with session.request(
+                        call.method,
+                        settings.url(call.path),
+                        params=dict(call.params) or None,
+                        json=call.json,
                         headers={**settings.auth_header, "User-Agent": USER_AGENT},
                         ssl=settings.ssl_context,
                         proxy=settings.proxy,
                         proxy_auth=settings.proxy_auth,
                         timeout=timeout,
                     ) as response:
-                        body = await response.read()
-                        data = parse_answer(
-                            response.status,
-                            response.headers,
-                            body,
-                            task_id=task_id,
-                            conn_id=self.hailuo_conn_id,
-                        )
-                        return TaskResult.from_json(data, task_id)
+                        return parse(response.status, response.headers, await response.read())
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    # ----------------------------------------------------------------------------------------------
+    # the API
+    # ----------------------------------------------------------------------------------------------
+    def validate(self, request: VideoRequest) -> ResolvedRequest:
+        """Check a request against the connection's vendor and model rules; nothing is sent."""
+        resolved = self.dialect.validate(request)
+        if resolved.warning:
+            self.log.warning("%s", resolved.warning)
+        return resolved
+
+    def submit(self, request: VideoRequest) -> str:
+        """
+        Queue one paid generation and return its task id.
+
+        Retried only while the service provably created nothing (connect failure, 429, 503,
+        MiniMax's 1002). After a read timeout, a 500/502/504, an unknown MiniMax error or a garbled
+        answer it raises :class:`HailuoSubmitUncertainError` instead: the task may exist and be billed.
+        """
+        import requests
+
+        resolved = self.validate(request)
+        dialect = self.dialect
+        try:
+            task_id = self._send(
+                resolved.call,
+                partial(dialect.parse_submit, conn_id=self.hailuo_conn_id),
+                what="submit",
+                retryable=is_retryable_submit,
+            )
+        except requests.RequestException as err:
+            if is_connect_failure(err):
+                raise HailuoError(
+                    f"Could not connect to the Hailuo API ({type(err).__name__}); nothing was submitted"
+                ) from err
+            raise HailuoSubmitUncertainError.because(
+                f"{type(err).__name__} after the request was sent"
+            ) from err
+        self.log.info(
+            "Submitted Hailuo generation (%s, model %s): task_id=%s", dialect.name, resolved.model, task_id
+        )
+        return task_id
+
+    def get_task_result(
+        self, task_id: str, *, attempts: int | None = None, timeout: tuple[float, float] | None = None
+    ) -> TaskResult:
+        """Read a task once (with retries on transient trouble, a garbled answer included); for workers."""
+        dialect = self.dialect
+        return self._send(
+            dialect.read_call(task_id),
+            partial(dialect.parse_read, task_id=task_id, conn_id=self.hailuo_conn_id),
+            what="task-result",
+            retryable=is_retryable_read,
+            attempts=attempts,
+            timeout=timeout,
+        )
+
+    async def aget_task_result(self, task_id: str) -> TaskResult:
+        """The same read for the triggerer; a refused key is looked up again once (it may be rotated)."""
+        try:
+            return await self._aread_task(task_id)
+        except HailuoAuthError:
+            if not self._refresh_after_auth_error():
+                raise
+            return await self._aread_task(task_id)
+
+    async def _aread_task(self, task_id: str) -> TaskResult:
+        dialect = _dialect_of(await self.asettings())
+        return await self._asend(
+            dialect.read_call(task_id),
+            partial(dialect.parse_read, task_id=task_id, conn_id=self.hailuo_conn_id),
+            what="task-result",
+            retryable=is_retryable_read,
+        )
+
+    def video_link(self, result: TaskResult) -> str:
+        """
+        A fresh download link for a finished task: the result's own link, or for MiniMax one signed
+        by file retrieval now. Raises :class:`HailuoNoVideoError` when there is nothing to download.
+        """
+        dialect = self.dialect
+        call = dialect.link_call(result)
+        if call is None:
+            return str(result.video_url)
+        return self._send(
+            call,
+            partial(dialect.parse_link, task_id=result.task_id, conn_id=self.hailuo_conn_id),
+            what="file-retrieval",
+            retryable=is_retryable_read,
+        )
+
+    def fresh_video_link(self, task_id: str) -> str:
+        """Read the task and return a fresh link to its video (links expire: read one per download)."""
+        return self.video_link(self.get_task_result(task_id))
 
     @contextmanager
     def stream_video(
@@ -453,33 +430,23 @@ class HailuoHook(BaseHook):
         try:
             self.get_task_result("airflow-connection-test", attempts=1, timeout=CONNECTION_TEST_TIMEOUT)
         except HailuoAuthError as err:
-            return False, f"{settings.base_url} refused the API key (HTTP {err.status})"
+            answer = f"HTTP {err.status}" if err.code is None else f"status_code {err.code}"
+            return False, f"{settings.base_url} refused the API key ({answer})"
+        except HailuoNotFoundError:
+            return True, f"Connection OK: {settings.base_url} accepted the API key"
         except HailuoAPIError as err:
-            if err.status in (400, 404):
-                return True, f"Connection OK: {settings.base_url} accepted the API key"
             return False, f"{settings.base_url} answered HTTP {err.status}: not the Hailuo API, or it is down"
         except HailuoMalformedAnswerError:
             return False, f"{settings.base_url} answered, but not like the Hailuo API (is the URL right?)"
         except requests.RequestException as err:
             return False, f"{settings.base_url} is unreachable ({type(err).__name__})"
+        except HailuoError as err:
+            return False, str(err).replace(repr(self.hailuo_conn_id), "this connection")
         return True, f"Connection OK: {settings.base_url} accepted the API key"
 
 
-def _submitted_task_id(data: dict[str, Any]) -> str:
-    """The task id of a submit answer; an SDK types ids loosely, so a number is still an id."""
-    task_id = data.get("task_id")
-    if isinstance(task_id, int) and not isinstance(task_id, bool):
-        task_id = str(task_id)
-    if not isinstance(task_id, str) or not task_id:
-        raise HailuoMalformedAnswerError("the answer carried no task_id")
-    return task_id
-
-
-def _uncertain(why: str) -> HailuoSubmitUncertainError:
-    return HailuoSubmitUncertainError(
-        f"The Hailuo submission may have been accepted ({why}). It was NOT retried, to avoid paying "
-        "for a second video: check the provider's console for a new task before running this task again."
-    )
+def _dialect_of(settings: ConnectionSettings) -> Dialect:
+    return dialect_for(settings.api, settings.base_url, group_id=settings.group_id)
 
 
 #: How long the triggers of one event loop share a resolved connection (a rotated key is picked up

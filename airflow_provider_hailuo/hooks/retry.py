@@ -18,12 +18,14 @@ from typing import Any
 
 import tenacity
 
-from airflow_provider_hailuo.api import HailuoAPIError, HailuoMalformedAnswerError, HailuoTransientError
+from airflow_provider_hailuo.api import (
+    HailuoAPIError,
+    HailuoMalformedAnswerError,
+    HailuoNotFoundError,
+    HailuoTransientError,
+)
 
 log = logging.getLogger(__name__)
-
-#: Submit answers that prove no task was created: rate limited, or the service is unavailable.
-SUBMIT_RETRY_STATUSES = frozenset({429, 503})
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -79,14 +81,19 @@ def is_retryable_read(exc: BaseException) -> bool:
 
 
 def is_not_found(exc: BaseException) -> bool:
-    """The service's "no such task" (documented as 400 or 404, it does not say which)."""
-    return isinstance(exc, HailuoAPIError) and exc.status in (400, 404)
+    """
+    The service's "no such task": 400 or 404 (API.md does not say which), or the dialect's verdict
+    (MiniMax says it as ``base_resp`` 2013 on an HTTP 200).
+    """
+    return isinstance(exc, HailuoNotFoundError) or (
+        isinstance(exc, HailuoAPIError) and exc.status in (400, 404)
+    )
 
 
 def is_retryable_submit(exc: BaseException) -> bool:
-    """Submits are retried only where the service cannot have created the task."""
+    """Submits are retried only where the service cannot have created the task (the dialect says)."""
     if isinstance(exc, HailuoTransientError):
-        return exc.status in SUBMIT_RETRY_STATUSES
+        return exc.nothing_created
     return is_connect_failure(exc)
 
 

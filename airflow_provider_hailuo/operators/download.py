@@ -175,7 +175,7 @@ class HailuoDownloadVideoOperator(BaseOperator):
             raise AirflowFailException(
                 f"Hailuo task {self.hailuo_task_id} has no video to download (status {result.status})"
             )
-        if not result.videos or not result.videos[0].url:
+        if not result.has_video:
             raise AirflowFailException(f"Hailuo task {self.hailuo_task_id} succeeded but lists no video")
         return result
 
@@ -248,7 +248,8 @@ class HailuoDownloadVideoOperator(BaseOperator):
 
     def _land_video(self, target: ObjectStoragePath, check: Any) -> tuple[LandedFile, str]:
         for attempt in (1, 2):
-            url = self._finished_result().videos[0].url
+            # A fresh link each attempt: the task's own (PPInfra, Novita) or a file retrieval (MiniMax).
+            url = self.hook.video_link(self._finished_result())
             try:
                 with (
                     self.hook.stream_video(url) as response,

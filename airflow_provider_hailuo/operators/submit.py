@@ -15,22 +15,36 @@ from airflow_provider_hailuo.api import (
     HailuoSubmitUncertainError,
     HailuoTransientError,
     HailuoValidationError,
-    TaskStatus,
+    TaskState,
     VideoRequest,
     coerce_rendered,
 )
+from airflow_provider_hailuo.frames import ResolvedFrame, resolve_frame
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 
 #: Fields a DAG author may set through a template; checked again after rendering.
 REQUEST_FIELDS = (
     "prompt",
     "image_url",
+    "end_image_url",
     "duration",
     "resolution",
     "enable_prompt_expansion",
+    "fast_pretreatment",
     "model",
     "extra_body",
 )
+FRAME_FIELDS = ("image_url", "end_image_url")
+#: Stands in for a frame in object storage while a DAG is parsed: the rules then see "a first frame
+#: is given" without reading the object (that happens before the submit, with the connection).
+_FRAME_PLACEHOLDER = "https://object-storage.invalid/frame"
+
+
+def is_object_frame(value: Any) -> bool:
+    """A frame that must be resolved to a URL first: ``s3://``, ``gs://``, ``file://``... or a path."""
+    if value is None or (isinstance(value, str) and value.startswith(("http://", "https://", "data:"))):
+        return False
+    return (isinstance(value, str) and "://" in value) or type(value).__name__ == "ObjectStoragePath"
 
 
 def _is_template(value: Any) -> bool:
@@ -61,14 +75,21 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
     video it already paid for instead of buying another.
 
     :param prompt: what to generate, 1 to 2000 characters (templated).
-    :param image_url: http(s) URL of the first frame, for image-to-video (templated).
+    :param image_url: the first frame, for image-to-video (templated): an http(s) URL, a
+        ``data:image/...;base64,`` URL, or an object in storage (``s3://``, ``gs://``, ``file://``
+        or an ``ObjectStoragePath``), which is checked and sent as a signed URL (or, for a local
+        file, as a ``data:`` URL where the vendor takes one).
+    :param end_image_url: the last frame, same forms, where the model takes one (templated).
     :param duration: 6 or 10 seconds (templated).
-    :param resolution: ``768P`` or ``1080P``; 10 s videos are 768P only (templated).
-    :param enable_prompt_expansion: let the service rewrite the prompt (templated).
-    :param model: endpoint name, ``POST /v3/async/<model>`` (templated).
+    :param resolution: ``512P``, ``768P`` or ``1080P``, as the model allows (templated).
+    :param enable_prompt_expansion: let the service rewrite the prompt (MiniMax: ``prompt_optimizer``).
+    :param fast_pretreatment: shorten the service's preprocessing, where the model offers it.
+    :param model: ``hailuo-02`` (default), ``hailuo-2.3`` or ``hailuo-2.3-fast``, mapped to each
+        vendor's name; any other string is sent as the vendor's own model name (templated).
     :param extra_body: extra JSON fields for the body, for fields newer than this provider (templated).
-    :param hailuo_conn_id: the ``hailuo`` connection.
-    :param durable: reuse the task id a failed earlier try bought (default True).
+    :param image_conn_id: Airflow connection of the store the frames are in (e.g. ``aws_default``).
+    :param hailuo_conn_id: the ``hailuo`` connection; it names the vendor.
+    :param durable: reuse the task id a failed earlier try bought (Airflow 3.3+; default True).
     """
 
     template_fields: Sequence[str] = REQUEST_FIELDS
@@ -80,22 +101,28 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
         self,
         *,
         prompt: str,
-        image_url: str | None = None,
+        image_url: Any = None,
+        end_image_url: Any = None,
         duration: int | str = 6,
         resolution: str = "768P",
         enable_prompt_expansion: bool | str = True,
+        fast_pretreatment: bool | str = False,
         model: str = DEFAULT_MODEL,
-        extra_body: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | str | None = None,
+        image_conn_id: str | None = None,
         hailuo_conn_id: str = HailuoHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.prompt = prompt
         self.image_url = image_url
+        self.end_image_url = end_image_url
         self.duration = duration
         self.resolution = resolution
         self.enable_prompt_expansion = enable_prompt_expansion
+        self.fast_pretreatment = fast_pretreatment
         self.model = model
+        self.image_conn_id = image_conn_id
         # Kept as given: a template or an XComArg is resolved only at run time (build_request).
         self.extra_body = extra_body
         self.hailuo_conn_id = hailuo_conn_id
@@ -106,21 +133,48 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
         values = {name: getattr(self, name) for name in REQUEST_FIELDS}
         if any(_is_template(v) for v in values.values()) or not isinstance(self.prompt, str):
             return
-        if any(type(v).__module__.startswith("airflow") for v in values.values()):
+        if any(type(v).__module__.startswith("airflow") and not is_object_frame(v) for v in values.values()):
             return  # XComArg, PlainXComArg, ...: resolved at run time
-        self.build_request()
+        self.build_request(
+            {name: _FRAME_PLACEHOLDER for name in FRAME_FIELDS if is_object_frame(values[name])}
+        )
 
-    def build_request(self) -> VideoRequest:
-        """The validated request from the (rendered) fields; raises ``HailuoValidationError``."""
+    def build_request(self, frames: Mapping[str, str] | None = None) -> VideoRequest:
+        """
+        The request from the (rendered) fields, checked against the rules every vendor shares;
+        ``frames`` replaces object-storage frames by the URLs they resolved to.
+        Raises ``HailuoValidationError``.
+        """
+        frames = frames or {}
         return VideoRequest(
             prompt=self.prompt,
-            image_url=coerce_rendered("image_url", self.image_url),
+            image_url=frames.get("image_url") or coerce_rendered("image_url", self.image_url),
+            end_image_url=frames.get("end_image_url") or coerce_rendered("end_image_url", self.end_image_url),
             duration=coerce_rendered("duration", self.duration),
             resolution=self.resolution,
             enable_prompt_expansion=coerce_rendered("enable_prompt_expansion", self.enable_prompt_expansion),
+            fast_pretreatment=coerce_rendered("fast_pretreatment", self.fast_pretreatment),
             model=self.model,
             extra_body=rendered_extra_body(self.extra_body),
         )
+
+    def _resolve_frames(self) -> dict[str, ResolvedFrame]:
+        """Frames in object storage, checked (exists, image type, size, vendor rules) and made URLs."""
+        dialect = self.hook.dialect
+        resolved = {}
+        for name in FRAME_FIELDS:
+            value = coerce_rendered(name, getattr(self, name))
+            if is_object_frame(value):
+                resolved[name] = resolve_frame(
+                    name,
+                    value,
+                    conn_id=self.image_conn_id or None,
+                    accepts_data_url=dialect.accepts_data_url,
+                    vendor=dialect.name,
+                    min_short_side=dialect.frame_min_short_side,
+                    aspect_range=dialect.frame_aspect_range,
+                )
+        return resolved
 
     @cached_property
     def hook(self) -> HailuoHook:
@@ -128,19 +182,28 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
 
     def execute(self, context: Any) -> str:
         try:
-            self._request = self.build_request()
+            frames = self._resolve_frames()
+            self._request = self.build_request({name: frame.url for name, frame in frames.items()})
+            self.hook.validate(self._request)  # the connection's vendor and model rules
         except HailuoValidationError as err:
             raise AirflowFailException(str(err)) from err
-        self._publish_request(context, self._request)
+        self._publish_request(context, self._request, frames)
         return self.execute_resumable(context)
 
-    def _publish_request(self, context: Any, request: VideoRequest) -> None:
-        """Push the validated request (no secret) for the download's checks and manifest."""
+    def _publish_request(
+        self, context: Any, request: VideoRequest, frames: Mapping[str, ResolvedFrame]
+    ) -> None:
+        """
+        Push the validated request (no secret) for the download's checks and manifest. Frames from
+        storage are recorded by where they live, not by their signed (or inline) URLs.
+        """
         from airflow_provider_hailuo.manifest import REQUEST_XCOM_KEY, request_record, vendor_of
 
         ti = context.get("ti") if hasattr(context, "get") else None
         if ti is not None:
-            ti.xcom_push(key=REQUEST_XCOM_KEY, value=request_record(request, vendor=vendor_of(self.hook)))
+            record = request_record(request, vendor=vendor_of(self.hook))
+            record.update({name: frame.source for name, frame in frames.items()})
+            ti.xcom_push(key=REQUEST_XCOM_KEY, value=record)
 
     # ResumableJobMixin: the "job" is the paid generation; waiting for it is the sensor's job.
     def submit_job(self, context: Any) -> str:
@@ -154,13 +217,13 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
             raise AirflowFailException(str(err)) from err
 
     def get_job_status(self, external_id: Any, context: Any) -> str:
-        return self.hook.get_task_result(str(external_id)).status
+        return str(self.hook.get_task_result(str(external_id)).state)
 
     def is_job_active(self, status: str) -> bool:
-        return status not in (TaskStatus.SUCCEED, TaskStatus.FAILED)
+        return status not in (TaskState.SUCCEEDED, TaskState.FAILED)
 
     def is_job_succeeded(self, status: str) -> bool:
-        return status == TaskStatus.SUCCEED
+        return status == TaskState.SUCCEEDED
 
     # The mixin calls this after a fresh submit and when a retry reconnects to a running task, and
     # returns its value in the second case: so it returns the task id, which becomes the XCom.

@@ -32,7 +32,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_hailuo.api import HailuoAuthError, HailuoError, TaskResult
+from airflow_provider_hailuo.api import HailuoAPIError, HailuoError, TaskResult
 from airflow_provider_hailuo.compat import first_reschedule_time
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.hooks.retry import is_not_found, is_retryable_read
@@ -125,7 +125,7 @@ class HailuoTaskSensor(BaseSensorOperator):
             if is_retryable_read(err) or (in_grace and is_not_found(err)):
                 self.log.warning("Hailuo task %s: poll failed (%s); will poll again", task_id, err)
                 return False
-            if isinstance(err, HailuoAuthError) or is_not_found(err):
+            if isinstance(err, HailuoAPIError):  # key refused, unknown task, ...: waiting cannot heal it
                 raise AirflowFailException(str(err)) from err
             raise
         self._last_result = result

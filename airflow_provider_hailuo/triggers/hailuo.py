@@ -48,7 +48,7 @@ def backoff_delay(missed_polls: int, min_interval: float, max_interval: float) -
 
 def unfinished_success(result: TaskResult) -> bool:
     """A success that lists no video yet: seen from real services; read again, do not download."""
-    return result.succeeded and not (result.videos and result.videos[0].url)
+    return result.succeeded and not result.has_video
 
 
 def no_video_message(task_id: str) -> str:
@@ -65,10 +65,12 @@ def error_summary(err: BaseException) -> str:
     The event is stored in the task's ``next_kwargs``, outside the secrets masker, so it carries
     the class of trouble and the HTTP status, never the service's free text.
     """
-    if isinstance(err, HailuoAuthError):
-        what = f"the API refused the key (HTTP {err.status})"
-    elif isinstance(err, HailuoAPIError):
-        what = f"the API answered HTTP {err.status}" + (f" {err.reason}" if err.reason else "")
+    if isinstance(err, HailuoAPIError):
+        answer = f"HTTP {err.status}" if err.code is None else f"status_code {err.code}"
+        if isinstance(err, HailuoAuthError):
+            what = f"the API refused the key ({answer})"
+        else:
+            what = f"the API answered {answer}" + (f" {err.reason}" if err.reason else "")
     else:
         what = f"unexpected {type(err).__name__} (traceback in the triggerer's log)"
     conn = f" [connection {err.conn_id!r}]" if isinstance(err, HailuoAPIError) and err.conn_id else ""

@@ -17,7 +17,14 @@ def sha256(path: Path) -> str:
 
 
 def landed_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file())
+    """The videos at the destination (each has its poster and manifest beside it)."""
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    assert not [p for p in files if p.name.endswith(".part")]  # nothing half-written left behind
+    videos = [p for p in files if p.suffix == ".mp4"]
+    assert sorted(p for p in files if p.suffix != ".mp4") == sorted(
+        p.with_suffix(ext) for p in videos for ext in (".jpg", ".json")
+    )
+    return videos
 
 
 @pytest.fixture
@@ -132,7 +139,7 @@ def test_daily_content_into_s3(airflow_db, hailuo_conn, s3_server, s3_bucket):
     assert outcome.state == "success"
     downloads = outcome.values("generate.download")
     keys = s3_server.keys(s3_bucket)
-    assert len(keys) == 2
+    assert len(keys) == 2 * 3  # video, poster, manifest
     for landed in downloads:
         key = landed["uri"].removeprefix(f"s3://{s3_bucket}/")
         assert key in keys and key.startswith("daily/")
@@ -156,4 +163,4 @@ def test_bad_download_leaves_nothing_in_s3_and_a_rerun_lands_it(
     hailuo_conn.clear_faults()
     rerun = run_dag(example_dag("hailuo_daily_content"), conf)
     assert rerun.state == "success"
-    assert len(s3_server.keys(s3_bucket)) == 1
+    assert sorted(k.rsplit(".", 1)[1] for k in s3_server.keys(s3_bucket)) == ["jpg", "json", "mp4"]

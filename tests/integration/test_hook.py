@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from functools import partial
 
 import pytest
 import requests
@@ -21,6 +22,8 @@ from airflow_provider_hailuo.api import (
     TaskStatus,
     VideoRequest,
 )
+from airflow_provider_hailuo.dialects import HttpCall
+from airflow_provider_hailuo.dialects.answers import json_object
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from tests.conftest import EMULATOR_KEY, hailuo_conn_uri
 
@@ -95,7 +98,12 @@ def test_service_400_carries_its_message(hailuo_conn):
     response = session.post(hook.settings.url("/v3/async/minimax-hailuo-02"), json={"prompt": ""}, timeout=5)
     assert response.status_code == 400
     with pytest.raises(HailuoAPIError) as info:
-        hook._call("POST", "/v3/async/minimax-hailuo-02", dict, what="submit", retryable=lambda e: False, body={})
+        hook._send(
+            HttpCall("POST", "/v3/async/minimax-hailuo-02", json={}),
+            partial(json_object, task_id=None, conn_id="c"),
+            what="submit",
+            retryable=lambda e: False,
+        )
     assert info.value.status == 400
     assert info.value.reason == "INVALID_REQUEST_BODY"
     assert "prompt" in info.value.message

@@ -73,7 +73,11 @@ def test_rate_limits_on_submit_and_poll_are_waited_out(airflow_db, hailuo_conn, 
 def test_literal_bad_values_fail_when_the_dag_is_parsed():
     with pytest.raises(HailuoValidationError, match="`prompt` must be 1 to 2000 characters"):
         HailuoSubmitVideoOperator(task_id="s", prompt="")
-    with pytest.raises(HailuoValidationError, match="`image_url` must use the http or https scheme"):
-        HailuoSubmitVideoOperator(task_id="s", prompt="p", image_url="file:///etc/passwd")
+    with pytest.raises(HailuoValidationError, match="`image_url`"):
+        HailuoSubmitVideoOperator(task_id="s", prompt="p", image_url="not-a-url")
+    with pytest.raises(HailuoValidationError, match="`image_url`.*hailuo-2.3-fast"):
+        HailuoSubmitVideoOperator(task_id="s", prompt="p", model="hailuo-2.3-fast")  # needs a first frame
+    # a frame in object storage is read (and checked) only at run time, with its connection
+    HailuoSubmitVideoOperator(task_id="s", prompt="p", model="hailuo-2.3-fast", image_url="s3://b/frame.png")
     # templated values wait for rendering
     HailuoSubmitVideoOperator(task_id="s", prompt="{{ params.prompt }}", duration="{{ params.d }}")

@@ -24,13 +24,9 @@ from airflow_provider_hailuo.api import (
     HailuoTransientError,
     VideoRequest,
 )
-from airflow_provider_hailuo.hooks.hailuo import (
-    HailuoHook,
-    _BearerAuth,
-    connection_settings,
-    error_from_answer,
-    parse_answer,
-)
+from airflow_provider_hailuo.dialects.answers import http_error as error_from_answer
+from airflow_provider_hailuo.dialects.answers import json_object as parse_answer
+from airflow_provider_hailuo.hooks.hailuo import HailuoHook, _BearerAuth, connection_settings
 from airflow_provider_hailuo.hooks.retry import is_retryable_read, is_retryable_submit, parse_retry_after
 from tests.conftest import hailuo_conn_uri
 
@@ -104,6 +100,16 @@ def test_garbled_2xx_is_malformed_and_retryable_for_reads_only():
 @pytest.fixture
 def unit_conn(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(BASE, KEY))
+
+
+@responses.activate
+def test_a_garbled_2xx_read_is_retried_on_workers_as_in_the_triggerer(unit_conn):
+    """Review item 6: the worker's read parsed the answer outside the retry loop and failed at once."""
+    url = f"{BASE}/v3/async/task-result"
+    responses.get(url, json={})  # a 2xx without `task`
+    responses.get(url, json={"task": {"task_id": "t", "status": "TASK_STATUS_QUEUED"}})
+    result = HailuoHook(retry_min_wait=0.01).get_task_result("t")
+    assert result.status == "TASK_STATUS_QUEUED" and len(responses.calls) == 2
 
 
 @responses.activate
