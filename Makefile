@@ -4,13 +4,19 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Every install is pinned by a constraints file per Airflow line (scripts/resolve_constraints.sh
+# writes them): .venv is the newest line, .venvs/airflow-X.Y the older ones of the version matrix.
+CONSTRAINTS := constraints/airflow-3.3.txt
+COMPAT_VERSIONS ?= 2.11 3.0 3.1 3.2
+COMPAT_STAMPS := $(foreach v,$(COMPAT_VERSIONS),.venvs/airflow-$(v)/.installed-stamp)
 
-.PHONY: install demo test lint unit test-e2e bench clean
+.PHONY: install demo test lint unit test-e2e bench clean test-compat compat-install
+.PRECIOUS: .venvs/airflow-%/.installed-stamp
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,8 +40,33 @@ test-e2e: install
 demo: install
 	$(BIN)/python scripts/demo.py
 
+## The version matrix: unit and integration tests on each older Airflow line (COMPAT_VERSIONS), one
+## virtualenv per line under .venvs/. e2e stays on the newest line (`make test`).
+## One line only: `make test-compat COMPAT_VERSIONS=3.1`.
+test-compat:
+	@failed=""; for v in $(COMPAT_VERSIONS); do \
+	    start=$$(date +%s); \
+	    $(MAKE) --no-print-directory compat-$$v || failed="$$failed $$v"; \
+	    echo "== test-compat: Airflow $$v took $$(( $$(date +%s) - start )) s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "== test-compat: FAILED on Airflow$$failed"; exit 1; fi; \
+	echo "== test-compat: passed on Airflow $(COMPAT_VERSIONS)"
+
+compat-install: $(COMPAT_STAMPS)
+
+compat-%: .venvs/airflow-%/.installed-stamp
+	.venvs/airflow-$*/bin/python -m pytest tests/unit tests/integration $(PYTEST_ARGS)
+
+# A changed constraints file or pyproject rebuilds the line's virtualenv from nothing.
+.venvs/airflow-%/.installed-stamp: pyproject.toml constraints/airflow-%.txt
+	rm -rf .venvs/airflow-$*
+	$(PYTHON) -m venv .venvs/airflow-$*
+	.venvs/airflow-$*/bin/python -m pip install --quiet --upgrade pip
+	.venvs/airflow-$*/bin/python -m pip install --quiet -c constraints/airflow-$*.txt -e ".[dev]"
+	touch $@
+
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venvs demo-output .pytest_cache .mypy_cache .ruff_cache
