@@ -1,16 +1,20 @@
 """
 Shared fixtures. Airflow is configured here, before anything imports it: a private AIRFLOW_HOME with
-a SQLite database, and two DAG bundles (the example DAGs users copy, and the test DAGs).
+a SQLite database, and where the DAGs are. Airflow 3 reads DAGs from bundles (two: the example DAGs
+users copy, and the test DAGs); Airflow 2 has no bundles, only the dags folder, and ``dag.test()``
+there needs no parsed copy of the DAG, so the test DAGs load from their file on every version.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -18,25 +22,36 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 TEST_DAGS = Path(__file__).resolve().parent / "dags"
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="hailuo-airflow-home-"))
+# Read from the installed distribution: importing airflow (version_compat too) would read its
+# configuration before the environment below is in place.
+AIRFLOW_2 = int(version("apache-airflow").split(".")[0]) < 3
 
 os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
-os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
-    [
-        {
-            "name": "examples",
-            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-            "kwargs": {"path": str(REPO / "dags"), "refresh_interval": 0},
-        },
-        {
-            "name": "tests",
-            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-            "kwargs": {"path": str(TEST_DAGS), "refresh_interval": 0},
-        },
-    ]
-)
+# Unit-test mode lets tests call an operator's execute() directly. On Airflow 2 it also swaps the
+# whole configuration for airflow's unit_tests.cfg, with a fresh random Fernet key per process
+# (`airflow db migrate` runs in a subprocess) and LocalExecutor, which Airflow 2 refuses on SQLite:
+# pin both.
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
+if AIRFLOW_2:
+    os.environ["AIRFLOW__CORE__EXECUTOR"] = "SequentialExecutor"
+else:
+    os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+        [
+            {
+                "name": "examples",
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(REPO / "dags"), "refresh_interval": 0},
+            },
+            {
+                "name": "tests",
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(TEST_DAGS), "refresh_interval": 0},
+            },
+        ]
+    )
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 os.environ.setdefault("HAILUO_POLL_INTERVAL", "0.2")
 os.environ.setdefault("HAILUO_RETRY_DELAY_SECONDS", "0")

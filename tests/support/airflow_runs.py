@@ -1,8 +1,28 @@
-"""Run a DAG with ``dag.test()`` and read back what a user would look at: states, XComs, tries."""
+"""Run a DAG with ``dag.test()`` and read back what a user would look at: states, XComs, tries, deferrals.
+
+Works on every supported Airflow (2.11 to 3.3). What differs between versions, and is absorbed here:
+
+- XCom rows are ``XComModel`` on 3.x and ``BaseXCom`` on 2.x (see ``xcom_model()``).
+- ``dag.test()`` lives in ``airflow.sdk.definitions.dag`` on 3.x and ``airflow.models.dag`` on 2.x.
+  Both run each task in this process and, when a task defers, run its trigger in this process
+  (``_run_inline_trigger``) before resuming the task with the trigger's event. 3.x records the
+  DEFERRED state in the database meanwhile; 2.x never writes DEFERRED (its inline trigger runs
+  straight from the ``TaskDeferred`` exception). So the proof that a task waited in a trigger, the
+  same on every version, is ``RunOutcome.deferrals``: every trigger a task instance handed its wait
+  to, with the event that resumed it.
+- On 3.0 to 3.2, ``dag.test()`` builds a new in-process Execution API app (seconds of route
+  generation) for every task it runs, and sends the first request before the app's lifespan has
+  set up its service registry. 3.3 builds one app per process; ``_one_in_process_api_server()``
+  gives the older versions the same.
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +43,35 @@ def example_dag(dag_id: str):
     return load_dag(REPO / "dags" / f"{dag_id}.py")
 
 
+def xcom_model():
+    """The ORM class of the ``xcom`` table: ``XComModel`` on Airflow 3, ``BaseXCom`` on Airflow 2."""
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.models.xcom import XComModel
+
+        return XComModel
+    from airflow.models.xcom import BaseXCom
+
+    return BaseXCom
+
+
+@dataclass
+class Deferral:
+    """One hand-over of a task instance's wait to a trigger, and the event that ended it."""
+
+    classpath: str
+    kwargs: dict[str, Any]
+    event: Any  # the trigger's event payload; None if the trigger ended without one
+
+
 @dataclass
 class RunOutcome:
     state: str
     run_id: str
     tis: dict[tuple[str, int], Any] = field(default_factory=dict)
     xcoms: dict[tuple[str, int], Any] = field(default_factory=dict)
+    deferred: dict[tuple[str, int], list[Deferral]] = field(default_factory=dict)
 
     def states(self, task_id: str) -> list[str]:
         return [str(ti.state) for (tid, _), ti in sorted(self.tis.items()) if tid == task_id]
@@ -39,15 +82,91 @@ class RunOutcome:
     def values(self, task_id: str) -> list[Any]:
         return [v for (tid, _), v in sorted(self.xcoms.items()) if tid == task_id]
 
+    def deferrals(self, task_id: str) -> list[list[Deferral]]:
+        """Per task instance of ``task_id`` (map index order): the triggers it deferred to."""
+        return [
+            self.deferred.get((tid, map_index), []) for (tid, map_index) in sorted(self.tis) if tid == task_id
+        ]
+
+
+def _dag_test_module():
+    """The module whose ``_run_task`` / ``_run_inline_trigger`` ``dag.test()`` calls."""
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if AIRFLOW_V_3_0_PLUS:
+        import airflow.sdk.definitions.dag as module
+    else:
+        import airflow.models.dag as module  # type: ignore[no-redef]
+    return module
+
+
+@contextmanager
+def _recording_deferrals(record: dict[tuple[str, int], list[Deferral]]) -> Iterator[None]:
+    """Note, per task instance, every trigger ``dag.test()`` runs inline for it."""
+    module = _dag_test_module()
+    run_task, run_inline_trigger = module._run_task, module._run_inline_trigger
+    running: list[tuple[str, int]] = []
+
+    def run_task_noting_the_ti(*args, **kwargs):
+        ti = kwargs["ti"]
+        running.append((ti.task_id, ti.map_index))
+        try:
+            return run_task(*args, **kwargs)
+        finally:
+            running.pop()
+
+    def run_inline_trigger_noting_it(trigger, *args, **kwargs):
+        classpath, trigger_kwargs = trigger.serialize()
+        event = run_inline_trigger(trigger, *args, **kwargs)
+        key = running[-1] if running else ("?", -1)
+        record.setdefault(key, []).append(
+            Deferral(classpath, dict(trigger_kwargs), getattr(event, "payload", None))
+        )
+        return event
+
+    module._run_task = run_task_noting_the_ti
+    module._run_inline_trigger = run_inline_trigger_noting_it
+    try:
+        yield
+    finally:
+        module._run_task, module._run_inline_trigger = run_task, run_inline_trigger
+
+
+def _one_in_process_api_server() -> None:
+    """Share one started in-process Execution API between all tasks, as Airflow 3.3 does."""
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS:
+        return  # Airflow 2 runs tasks against the database directly
+    from airflow.sdk.execution_time import supervisor
+
+    if hasattr(supervisor.in_process_api_server, "cache_info"):
+        return  # already one per process (3.3+, or patched before)
+    build = supervisor.in_process_api_server
+
+    @functools.lru_cache(maxsize=1)
+    def in_process_api_server():
+        api = build()
+        api.transport  # noqa: B018 - starts the app's lifespan on a2wsgi's loop thread
+        deadline = time.monotonic() + 60
+        while not getattr(api._cm, "_exit_callbacks", True) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the lifespan (service registry) is entered: requests may come
+        return api
+
+    supervisor.in_process_api_server = in_process_api_server
+
 
 def run_dag(dag, run_conf: dict[str, Any] | None = None) -> RunOutcome:
     from airflow.models.taskinstance import TaskInstance
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    dagrun = dag.test(run_conf=run_conf or {})
-    outcome = RunOutcome(state=str(dagrun.state), run_id=dagrun.run_id)
+    _one_in_process_api_server()
+    xcom = xcom_model()
+    deferred: dict[tuple[str, int], list[Deferral]] = {}
+    with _recording_deferrals(deferred):
+        dagrun = dag.test(run_conf=run_conf or {})
+    outcome = RunOutcome(state=str(dagrun.state), run_id=dagrun.run_id, deferred=deferred)
     with create_session() as session:
         tis = session.scalars(
             select(TaskInstance).where(
@@ -57,13 +176,14 @@ def run_dag(dag, run_conf: dict[str, Any] | None = None) -> RunOutcome:
         for ti in tis:
             session.expunge(ti)
             outcome.tis[(ti.task_id, ti.map_index)] = ti
-        rows = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag.dag_id,
-                XComModel.run_id == dagrun.run_id,
-                XComModel.key == "return_value",
+        # Columns, not ORM objects: Airflow 2 deserializes an XCom object's value when it loads it.
+        rows = session.execute(
+            select(xcom.task_id, xcom.map_index, xcom.value).where(
+                xcom.dag_id == dag.dag_id,
+                xcom.run_id == dagrun.run_id,
+                xcom.key == "return_value",
             )
         ).all()
         for row in rows:
-            outcome.xcoms[(row.task_id, row.map_index)] = XComModel.deserialize_value(row)
+            outcome.xcoms[(row.task_id, row.map_index)] = xcom.deserialize_value(row)
     return outcome
