@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
 import time
+import uuid
 from functools import partial
 
 import pytest
-import requests
 
 from airflow_provider_hailuo.api import (
     HailuoAPIError,
@@ -25,7 +25,9 @@ from airflow_provider_hailuo.api import (
 from airflow_provider_hailuo.dialects import HttpCall
 from airflow_provider_hailuo.dialects.answers import json_object
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
-from tests.conftest import EMULATOR_KEY, hailuo_conn_uri
+from tests.conftest import EMULATOR_KEY
+from tests.support.connections import hailuo_conn_json
+from tests.support.net import CountingProxy, free_port
 
 FAST = {"retry_min_wait": 0.01, "retry_max_wait": 0.05, "retry_after_cap": 0.5}
 
@@ -64,18 +66,40 @@ def test_submit_poll_to_succeed_and_stream_the_mp4(hailuo_conn):
     assert counters["download_auth_headers"] == 0
 
 
-def test_async_read_matches_sync_read(hailuo_conn):
-    hook = make_hook()
-    task_id = hook.submit(VideoRequest(prompt="p"))
+def without_link_signatures(result: dict) -> dict:
+    """A result with its links' query strings (expiry and signature, fresh on every read) cut off."""
+    videos = [{**v, "video_url": v["video_url"].split("?")[0]} for v in result["videos"]]
+    return {**result, "videos": videos}
 
-    async def read():
+
+def test_async_read_gives_what_the_sync_read_gives(hailuo_conn):
+    """The triggerer (async) and a worker (sync) must see the same task: status, reason, video."""
+    hook = make_hook()
+    done = hook.submit(VideoRequest(prompt="p"))
+    hailuo_conn.add_fault(endpoint="submit", action="fail_generation", reason="prompt rejected by moderation")
+    failed = hook.submit(VideoRequest(prompt="q"))
+    wait_until_finished(hook, done)
+    wait_until_finished(hook, failed)
+
+    async def aread(task_id: str):
         return await make_hook().aget_task_result(task_id)
 
-    assert asyncio.run(read()).task_id == task_id
+    for task_id in (done, failed):
+        sync_read = hook.get_task_result(task_id).to_xcom()
+        async_read = asyncio.run(aread(task_id)).to_xcom()
+        assert without_link_signatures(async_read) == without_link_signatures(sync_read)
+    assert (sync_read["state"], sync_read["reason"]) == ("failed", "prompt rejected by moderation")
+    finished = asyncio.run(aread(done))
+    assert finished.succeeded and finished.videos
+    with hook.stream_video(finished.videos[0].url) as response:  # the async read's link downloads
+        assert b"".join(response.iter_content(65536))[4:8] == b"ftyp"
+    with pytest.raises(HailuoNotFoundError) as info:
+        asyncio.run(aread("no-such-task"))
+    assert (info.value.task_id, info.value.status) == ("no-such-task", 404)
 
 
 def test_wrong_key_is_refused_without_showing_it(emulator, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(emulator.url, "wrong-key-123456"))
+    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(emulator.url, "wrong-key-123456"))
     with pytest.raises(HailuoAuthError) as info:
         make_hook().submit(VideoRequest(prompt="p"))
     assert info.value.status == 401
@@ -85,7 +109,7 @@ def test_wrong_key_is_refused_without_showing_it(emulator, monkeypatch):
 
 
 def test_missing_key_names_the_connection(emulator, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(emulator.url, ""))
+    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(emulator.url, ""))
     with pytest.raises(HailuoAuthError, match="password field"):
         make_hook().get_task_result("x")
     assert emulator.counters()["polls"] == 0
@@ -166,17 +190,42 @@ def test_submit_read_timeout_is_uncertain_and_not_repeated(hailuo_conn):
 
 
 def test_submit_connect_refused_is_retried_then_reported_as_not_submitted(monkeypatch):
-    with socket_that_refuses() as url:
-        monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(url, EMULATOR_KEY))
-        with pytest.raises(HailuoError, match="nothing was submitted") as info:
-            make_hook(retry_limit=3).submit(VideoRequest(prompt="p"))
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there: connections are refused
+    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(url, EMULATOR_KEY))
+    with pytest.raises(HailuoError, match="nothing was submitted") as info:
+        make_hook(retry_limit=3).submit(VideoRequest(prompt="p"))
     assert not isinstance(info.value, HailuoSubmitUncertainError)
 
 
-def test_hook_validates_again_before_sending(hailuo_conn):
-    with pytest.raises(HailuoValidationError):
-        make_hook().submit(VideoRequest(prompt="p", duration=10, resolution="1080P"))
-    assert hailuo_conn.counters()["submit_requests"] == 0
+def last_frame_request() -> VideoRequest:
+    """Valid for Novita and MiniMax, so it is built; PPInfra (the emulator's dialect) takes no last frame."""
+    return VideoRequest(
+        prompt="p", image_url="https://example.com/a.png", end_image_url="https://example.com/b.png"
+    )
+
+
+def request_changed_after_its_checks() -> VideoRequest:
+    """A request whose fields were changed after construction checked them (10 s at 1080P: no vendor)."""
+    request = VideoRequest(prompt="p", duration=6, resolution="1080P")
+    object.__setattr__(request, "duration", 10)
+    return request
+
+
+@pytest.mark.parametrize(
+    ("build", "field", "rule"),
+    [
+        (last_frame_request, "end_image_url", "ppinfra"),
+        (request_changed_after_its_checks, "resolution", "10 s"),
+    ],
+)
+def test_a_request_the_vendor_refuses_is_never_sent(hailuo_conn, build, field, rule):
+    """The hook checks the request against the connection's vendor itself: nothing is sent, nothing paid."""
+    request = build()  # constructed without error: only the hook's own check can refuse it
+    with pytest.raises(HailuoValidationError) as info:
+        make_hook().submit(request)
+    assert info.value.field == field and rule in str(info.value)
+    counters = hailuo_conn.counters()
+    assert (counters["submit_requests"], counters["submits"]) == (0, 0)
 
 
 def test_expired_link_is_reported_as_expired(hailuo_conn):
@@ -198,43 +247,38 @@ def test_download_links_with_other_schemes_are_refused(hailuo_conn, url):
         pass
 
 
-def test_test_connection_reports_auth(emulator, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(emulator.url, EMULATOR_KEY))
-    assert make_hook().test_connection()[0] is True
-    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(emulator.url, "bad"))
+def test_test_connection_reports_auth_without_showing_the_key(emulator, monkeypatch, caplog):
+    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(emulator.url, EMULATOR_KEY))
     ok, message = make_hook().test_connection()
-    assert ok is False and "401" in message and "bad" not in message.replace("bad key", "")
+    assert ok is True, message
+    assert EMULATOR_KEY not in message
+    wrong = f"wrong-key-{uuid.uuid4().hex}"  # long and unique: any echo of it, whole or a tail, is found
+    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(emulator.url, wrong))
+    with caplog.at_level(logging.DEBUG):
+        ok, message = make_hook().test_connection()
+    assert ok is False
+    assert "refused the API key" in message and "401" in message
+    assert wrong[-8:] not in message and wrong[-8:] not in caplog.text
+    assert emulator.counters()["status_401"] == 1  # the wrong key really was sent, and refused
 
 
 def test_connection_extras_never_become_headers(emulator, monkeypatch):
     monkeypatch.setenv(
-        "AIRFLOW_CONN_HAILUO_DEFAULT",
-        json.dumps(
-            {"conn_type": "hailuo", "host": emulator.url, "password": EMULATOR_KEY, "extra": {"X-Leak": "x"}}
-        ),
+        "AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(emulator.url, EMULATOR_KEY, {"X-Leak": "x"})
     )
     session = make_hook().get_conn()
     assert "X-Leak" not in session.headers
     assert "Authorization" not in session.headers  # added per request by the auth object, never stored
 
 
-class socket_that_refuses:
-    """A loopback port with nothing listening: connections are refused."""
-
-    def __enter__(self) -> str:
-        import socket
-
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
-def test_requests_session_is_reused_across_calls(hailuo_conn):
-    hook = make_hook()
-    assert hook.get_conn() is hook.get_conn()
-    assert isinstance(hook.get_conn(), requests.Session)
+def test_one_hook_makes_its_calls_over_one_kept_alive_connection(emulator, monkeypatch):
+    """Counted where the service sees it: TCP connections accepted, not session objects."""
+    with CountingProxy(emulator.url) as proxy:
+        monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(proxy.url, EMULATOR_KEY))
+        hook = make_hook()
+        task_id = hook.submit(VideoRequest(prompt="p"))
+        for _ in range(5):
+            hook.get_task_result(task_id)
+        counters = emulator.counters()
+        assert (counters["submit_requests"], counters["polls"]) == (1, 5)
+        assert proxy.accepted == 1
