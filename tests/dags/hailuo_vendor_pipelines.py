@@ -1,0 +1,48 @@
+"""
+A DAG only the vendor tests run: one submit and one wait, every request field a run param.
+
+The same DAG runs against each vendor's emulator (the connection chooses the vendor), so what the
+tests compare is what arrived at each service, not what each DAG asked for. Both tasks have
+retries, so a test can tell "failed at once" (one try) from "retried" (more than one).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.common.compat.sdk import DAG, Param
+
+from airflow_provider_hailuo.operators.hailuo import HailuoSubmitVideoOperator
+from airflow_provider_hailuo.sensors.hailuo import HailuoTaskSensor
+
+#: The `aws` connection of the loopback S3 server (tests/support/s3.py).
+S3_CONN_ID = "hailuo_test_s3"
+
+with DAG(
+    "hailuo_test_vendor_submit_wait",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args={"retries": 2, "retry_delay": timedelta(0)},
+    params={
+        "prompt": Param("a paper boat on a rainy street", type="string"),
+        "image_url": Param(None, type=["null", "string"]),
+        "end_image_url": Param(None, type=["null", "string"]),
+        "model": Param("hailuo-02", type="string"),
+        "duration": Param(6, type="integer"),
+        "resolution": Param("768P", type="string"),
+    },
+) as submit_wait:
+    submit = HailuoSubmitVideoOperator(
+        task_id="submit",
+        prompt="{{ params.prompt }}",
+        image_url="{{ params.image_url }}",
+        end_image_url="{{ params.end_image_url }}",
+        model="{{ params.model }}",
+        duration="{{ params.duration }}",
+        resolution="{{ params.resolution }}",
+        image_conn_id=S3_CONN_ID,
+    )
+    HailuoTaskSensor(
+        task_id="wait", hailuo_task_id=submit.output, poll_interval=0.2, deferrable=True, timeout=120
+    )
