@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 
 import pytest
 
 from airflow_provider_hailuo.api import VideoRequest
-from airflow_provider_hailuo.hooks.async_session import _pools, open_pool_count
+from airflow_provider_hailuo.emulator.server import EmulatorServer
+from airflow_provider_hailuo.hooks.async_session import open_pool_count
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.triggers.hailuo import HailuoTaskTrigger, next_poll_delay
+from tests.support.connections import hailuo_conn_json
+from tests.support.net import CountingProxy
 
 
 def submit(prompt: str = "p") -> str:
@@ -164,9 +168,31 @@ def test_first_poll_waits_for_first_poll_at(hailuo_conn):
     assert hailuo_conn.counters()["polls_by_task"][task_id] == 1  # one read, when it was done
 
 
-def test_kwargs_hold_no_secret(hailuo_conn):
-    _, kwargs = make_trigger(submit()).serialize()
-    assert hailuo_conn.api_key not in repr(kwargs)
+def test_the_key_is_in_no_kwargs_event_or_log_of_the_trigger(monkeypatch, caplog, capsys):
+    """
+    Kwargs and events are stored in the metadata database, outside the secrets masker, and the log
+    is read by people: a wait that succeeds and one whose key is refused show neither key anywhere.
+    """
+    key = f"sk-trigger-{uuid.uuid4().hex}{uuid.uuid4().hex}"  # long and unique: no false alarm
+    revoked = f"sk-revoked-{uuid.uuid4().hex}{uuid.uuid4().hex}"
+    with EmulatorServer(api_key=key, queue_seconds=0.1, generation_seconds=0.3) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(server.url, key))
+        task_id = submit()
+        stored, events = [], []
+        with caplog.at_level(logging.DEBUG):
+            for conn_key in (key, revoked):
+                monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(server.url, conn_key))
+                trigger = make_trigger(task_id)
+                stored.append(repr(trigger.serialize()))
+                events.append(run_trigger(trigger))
+        counters = server.counters()
+    assert [e["status"] for e in events] == ["success", "fatal"]
+    assert "refused the key" in events[1]["message"]
+    assert counters["polls_by_task"][task_id] >= 1 and counters["status_401"] >= 1  # both keys were sent
+    out, err = capsys.readouterr()
+    seen = "\n".join([*stored, *map(repr, events), caplog.text, out, err])
+    for secret in (key, revoked):
+        assert secret[-16:] not in seen
 
 
 def test_no_blocking_call_in_the_event_loop(hailuo_conn, caplog):
@@ -178,23 +204,33 @@ def test_no_blocking_call_in_the_event_loop(hailuo_conn, caplog):
     assert slow == []
 
 
-def test_many_triggers_share_one_connection_pool(hailuo_conn):
+def test_many_waits_share_kept_alive_connections(hailuo_conn, monkeypatch):
+    """
+    Twenty waits in one triggerer, reading one after another: the service accepts one TCP connection
+    (a few at most), not one per wait or per read; when the waits end, the connections are closed.
+    """
+    hailuo_conn.configure(queue_seconds=0, generation_seconds=0)  # each wait ends at its first read
     task_ids = [submit(f"p{i}") for i in range(20)]
+    with CountingProxy(hailuo_conn.url) as proxy:
+        monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(proxy.url, hailuo_conn.api_key))
+        start = time.time() + 0.2
 
-    sessions = set()
+        async def all_events():
+            # All twenty wait at once; their reads are spread 0.1 s apart, so none has to overlap.
+            triggers = [make_trigger(t, first_poll_at=start + 0.1 * i) for i, t in enumerate(task_ids)]
+            events = await asyncio.gather(*(first_event(t) for t in triggers))
+            # Still inside the loop (its end would close any socket): the last wait closed them.
+            for _ in range(50):
+                if proxy.open_connections == 0:
+                    break
+                await asyncio.sleep(0.1)
+            return events, proxy.open_connections
 
-    async def all_events():
-        triggers = [make_trigger(t) for t in task_ids]
-        waits = [asyncio.ensure_future(first_event(t)) for t in triggers]
-        while not all(w.done() for w in waits):
-            sessions.update(id(p.session) for p in _pools.values())
-            await asyncio.sleep(0.05)
-        return [w.result() for w in waits]
-
-    events = asyncio.run(all_events())
-    assert [e["status"] for e in events] == ["success"] * 20
-    assert len(sessions) == 1  # twenty waits, one HTTP session
-    assert open_pool_count() == 0
+        events, left_open = asyncio.run(all_events())
+        assert [e["status"] for e in events] == ["success"] * 20
+        assert hailuo_conn.counters()["polls_by_task"] == dict.fromkeys(task_ids, 1)
+        assert proxy.accepted <= 3, f"{proxy.accepted} connections for 20 reads"
+        assert left_open == 0
 
 
 @pytest.mark.parametrize(
@@ -226,16 +262,16 @@ def test_triggers_of_one_loop_share_one_connection_lookup(hailuo_conn, monkeypat
 
 
 def test_a_rotated_key_is_looked_up_again_on_401(emulator, monkeypatch):
-    from tests.conftest import EMULATOR_KEY, hailuo_conn_uri
+    from tests.conftest import EMULATOR_KEY
 
-    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(emulator.url, EMULATOR_KEY))
+    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(emulator.url, EMULATOR_KEY))
     task_id = submit()
 
     async def wait_after_rotation():
         # The loop's shared lookup still holds the old key when the connection gets the new one.
-        monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(emulator.url, "old-revoked-key"))
+        monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(emulator.url, "old-revoked-key"))
         await HailuoHook().asettings()
-        monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(emulator.url, EMULATOR_KEY))
+        monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(emulator.url, EMULATOR_KEY))
         return await first_event(make_trigger(task_id))
 
     assert asyncio.run(wait_after_rotation())["status"] == "success"
