@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_hailuo.api import HailuoDownloadError, VideoRequest
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
@@ -74,12 +75,15 @@ def test_a_bad_body_is_never_committed(finished_task, tmp_path, hailuo_conn, act
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_task_without_a_video_is_refused(hailuo_conn, tmp_path):
+def test_a_task_still_generating_fails_without_retry_and_downloads_nothing(hailuo_conn, tmp_path):
+    """Not finished yet: the task fails at once (no retry would make it finish) naming its status."""
     hailuo_conn.configure(generation_seconds=30)
     task_id = HailuoHook().submit(VideoRequest(prompt="p"))
-    with pytest.raises(Exception, match="has no video to download"):
+    expected = rf"^Hailuo task {task_id} has no video to download \(status TASK_STATUS_(QUEUED|PROCESSING)\)$"
+    with pytest.raises(AirflowFailException, match=expected):
         download(task_id, tmp_path.as_uri() + "/")
     assert hailuo_conn.counters()["downloads"] == 0
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_link_expired_twice_fails_clearly(finished_task, tmp_path, hailuo_conn):
