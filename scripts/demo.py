@@ -1,14 +1,17 @@
 """
 `make demo`: the daily-content DAG end to end against the bundled emulator, no key, no network.
 
-Starts the emulator on a free loopback port, points the `hailuo_default` connection at it through
-the environment (the same way you would point it at PPInfra or Novita), runs the example DAG with
-`airflow dags test` (deferral to the trigger included), then lists the videos that landed, each
+Starts the emulator on a free loopback port, speaking the vendor's API chosen by ``--api`` or
+``HAILUO_DEMO_API`` (``ppinfra`` (default), ``novita`` or ``minimax``; ``make demo API=minimax``),
+points the `hailuo_default` connection at it through the environment, with the connection's `api`
+extra naming that vendor (as you would point it at PPInfra, Novita or MiniMax), runs the example
+DAG with `airflow dags test` (deferral to the trigger included), then lists the videos that landed, each
 with what its manifest says it is (duration, resolution, check verdict) and the files beside it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -24,6 +27,13 @@ REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".demo"
 OUTPUT = REPO / "demo-output" / "videos"
 DEMO_KEY = "demo-key-not-a-secret"
+VENDORS = ("ppinfra", "novita", "minimax")
+#: The real service each dialect stands in for.
+REAL_HOSTS = {
+    "ppinfra": "https://api.ppinfra.com",
+    "novita": "https://api.novita.ai",
+    "minimax": "https://api.minimax.io",
+}
 
 
 def airflow(args: list[str], env: dict[str, str], log: Path) -> int:
@@ -51,21 +61,37 @@ def describe(video: Path) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument(
+        "--api",
+        default=os.environ.get("HAILUO_DEMO_API") or "ppinfra",
+        type=lambda value: value.strip().lower(),
+        help="the vendor's API the emulator speaks: ppinfra (default), novita or minimax "
+        "(default: $HAILUO_DEMO_API)",
+    )
+    args = parser.parse_args(argv)
+    if args.api not in VENDORS:
+        parser.error(f"--api / HAILUO_DEMO_API must be one of {', '.join(VENDORS)}, not {args.api!r}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    api = parse_args(argv).api
     shutil.rmtree(WORK, ignore_errors=True)
     shutil.rmtree(OUTPUT, ignore_errors=True)
     WORK.mkdir(parents=True)
     log = WORK / "airflow.log"
     started = time.monotonic()
-    with EmulatorServer(api_key=DEMO_KEY, queue_seconds=1, generation_seconds=(3, 6)) as emulator:
-        print(f"Emulator: {emulator.url} (a stand-in for https://api.ppinfra.com)")
+    with EmulatorServer(api=api, api_key=DEMO_KEY, queue_seconds=1, generation_seconds=(3, 6)) as emulator:
+        print(f"Emulator: {emulator.url}, speaking {api}'s API (a stand-in for {REAL_HOSTS[api]})")
         env = {
             **os.environ,
             "AIRFLOW_HOME": str(WORK / "airflow-home"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW_CONN_HAILUO_DEFAULT": json.dumps(
-                {"conn_type": "hailuo", "host": emulator.url, "password": DEMO_KEY}
+                {"conn_type": "hailuo", "host": emulator.url, "password": DEMO_KEY, "extra": {"api": api}}
             ),
             "HAILUO_VIDEO_DESTINATION": OUTPUT.as_uri() + "/",
             "HAILUO_POLL_INTERVAL": "1",
@@ -86,8 +112,9 @@ def main() -> int:
     for video in videos:
         print(describe(video))
     print(
-        f"Emulator counters: {counters['submits']} paid submits, {counters['polls']} status polls, "
-        f"{counters['downloads']} downloads. Took {time.monotonic() - started:.0f}s; log: {log}"
+        f"Emulator ({api}) counters: {counters['submits']} paid submits, {counters['polls']} status polls, "
+        f"{counters['file_retrievals']} file retrievals, {counters['downloads']} downloads. "
+        f"Took {time.monotonic() - started:.0f}s; log: {log}"
     )
     return 0
 
