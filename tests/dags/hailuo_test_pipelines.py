@@ -61,3 +61,21 @@ with DAG("hailuo_test_asset", schedule=None, start_date=datetime(2026, 1, 1), ca
         outlets=[LANDED],
     )
     wait >> download
+
+
+class SubmitThenCrashBeforeTheIdIsStored(HailuoSubmitVideoOperator):
+    """Dies on its first try after the service accepted the submit, before the id is stored."""
+
+    def submit_job(self, context: Any) -> str:
+        task_id = super().submit_job(context)
+        if context["ti"].try_number == 1:
+            raise RuntimeError(f"simulated crash after buying {task_id}, before storing it")
+        return task_id
+
+
+with DAG(
+    "hailuo_test_crash_before_store", schedule=None, start_date=datetime(2026, 1, 1), catchup=False
+) as crash_before_store:
+    SubmitThenCrashBeforeTheIdIsStored(
+        task_id="submit", prompt="the window the guarantee leaves", retries=1, retry_delay=timedelta(0)
+    )

@@ -14,16 +14,6 @@ from tests.support.airflow_runs import example_dag, load_dag, run_dag
 TEST_DAGS = Path(__file__).resolve().parents[1] / "dags" / "hailuo_test_pipelines.py"
 
 
-def test_a_retry_after_the_submit_reuses_the_paid_task(airflow_db, hailuo_conn):
-    outcome = run_dag(load_dag(TEST_DAGS, "resume"))
-    assert outcome.state == "success"
-    assert outcome.tries("submit") == [2]  # the first try really failed after submitting
-    assert hailuo_conn.counters()["submits"] == 1  # ...and the retry bought nothing new
-    (task_id,) = outcome.values("submit")
-    (result,) = outcome.values("wait")
-    assert result["task_id"] == task_id and result["status"] == "TASK_STATUS_SUCCEED"
-
-
 def test_dynamic_task_mapping_submits_once_per_prompt(airflow_db, hailuo_conn):
     outcome = run_dag(load_dag(TEST_DAGS, "mapped"))
     assert outcome.state == "success"
@@ -75,7 +65,7 @@ def test_literal_bad_values_fail_when_the_dag_is_parsed():
         HailuoSubmitVideoOperator(task_id="s", prompt="")
     with pytest.raises(HailuoValidationError, match="`image_url`"):
         HailuoSubmitVideoOperator(task_id="s", prompt="p", image_url="not-a-url")
-    with pytest.raises(HailuoValidationError, match="`image_url`.*hailuo-2.3-fast"):
+    with pytest.raises(HailuoValidationError, match=r"`image_url`.*hailuo-2\.3-fast"):
         HailuoSubmitVideoOperator(task_id="s", prompt="p", model="hailuo-2.3-fast")  # needs a first frame
     # a frame in object storage is read (and checked) only at run time, with its connection
     HailuoSubmitVideoOperator(task_id="s", prompt="p", model="hailuo-2.3-fast", image_url="s3://b/frame.png")
