@@ -74,12 +74,17 @@ FORM_FIELDS: tuple[FormField, ...] = (
     ),
 )
 
+#: The port stays visible and is asked for: Airflow 3.3's connections list sends ``port: 0`` to its
+#: Test route for a connection stored without a port, and the route then refuses the test ("the host
+#: or port to test differs from the stored connection") before any hook code runs. With a port
+#: stored, the Test button works; tasks do not need it (see docs/connection-form.md).
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden_fields": ["schema", "login", "extra"],
-    "relabeling": {"host": "Base URL", "password": "API key", "port": "Port (optional)"},
+    "relabeling": {"host": "Base URL", "password": "API key", "port": "Port (needed by Test)"},
     "placeholders": {
         "host": "https://api.ppinfra.com, https://api.novita.ai or https://api.minimax.io",
         "password": "your PPInfra, Novita or MiniMax API key",
+        "port": "443 for https://, 80 for http:// (the Test button needs a port)",
     },
 }
 
@@ -93,6 +98,8 @@ def conn_fields() -> dict[str, Any]:
             schema["default"] = f.default
         if f.choices:
             schema["enum"] = [*f.choices, None]
+            # Airflow's form shows a null choice as "null": name it (the description says what it means).
+            schema["values_display"] = {"null": "(empty)"}
         fields[f.name] = {"label": f.label, "description": f.description, "schema": schema}
     return fields
 

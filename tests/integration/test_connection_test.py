@@ -1,0 +1,204 @@
+"""
+``HailuoHook.test_connection`` (the connection form's Test button, ``airflow connections test``)
+over real HTTP on loopback: the emulator with the right key, a wrong key and no key; a closed port;
+a server that accepts connections and never answers; a web page that is not the API.
+
+Each message is checked for what a person needs to act on, and for what it must not carry: the key,
+Airflow's random temporary connection id, or the hook's internal probe task id.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from airflow_provider_hailuo.emulator.server import EmulatorServer
+from airflow_provider_hailuo.hooks.hailuo import HailuoHook
+from tests.support.connections import hailuo_conn_json
+from tests.support.net import free_port
+
+#: What the hook reads to prove the key works; it must stay an internal detail.
+PROBE_TASK_ID = "airflow-connection-test"
+#: The Test button answers within about ten seconds (one attempt, (3 s connect, 7 s read)).
+TEST_BUTTON_BUDGET = 12.0
+
+VENDORS = ("ppinfra", "novita", "minimax")
+
+
+def _key(label: str) -> str:
+    """A long, unique key: finding it in a message cannot be a coincidence."""
+    return f"sk-{label}-{secrets.token_hex(16)}"
+
+
+def _conn_id() -> str:
+    """Like the random id the api-server's Test route gives its temporary connection."""
+    return f"tmpconn{secrets.token_hex(6)}"
+
+
+def _test(monkeypatch: pytest.MonkeyPatch, host: str, key: str, extra: dict | None = None):
+    """``test_connection`` of a fresh connection; returns (ok, message, conn_id, seconds)."""
+    conn_id = _conn_id()
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", hailuo_conn_json(host, key, extra))
+    started = time.monotonic()
+    ok, message = HailuoHook(hailuo_conn_id=conn_id).test_connection()
+    return ok, message, conn_id, time.monotonic() - started
+
+
+def _assert_clean(message: str, *secrets_: str, conn_id: str) -> None:
+    for secret in secrets_:
+        assert secret not in message, f"the key is in the message: {message!r}"
+    assert conn_id not in message, f"the temporary connection id is in the message: {message!r}"
+    assert PROBE_TASK_ID not in message, f"the internal probe task id is in the message: {message!r}"
+
+
+@pytest.fixture(params=VENDORS)
+def vendor_emulator(request: pytest.FixtureRequest) -> Iterator[tuple[EmulatorServer, str, str]]:
+    """An emulator of one vendor's API with its own key: (server, key, vendor)."""
+    key = _key("RIGHT")
+    with EmulatorServer(api=request.param, api_key=key) as server:
+        yield server, key, request.param
+
+
+def test_the_right_key_is_accepted(vendor_emulator, monkeypatch):
+    server, key, vendor = vendor_emulator
+    ok, message, conn_id, seconds = _test(monkeypatch, server.url, key, {"api": vendor})
+    assert ok is True, message
+    assert "accepted the API key" in message
+    assert server.url in message
+    _assert_clean(message, key, conn_id=conn_id)
+    assert seconds < TEST_BUTTON_BUDGET
+
+
+def test_a_wrong_key_is_reported_as_refused_without_showing_it(vendor_emulator, monkeypatch):
+    server, right_key, vendor = vendor_emulator
+    wrong_key = _key("WRONG")
+    ok, message, conn_id, _ = _test(monkeypatch, server.url, wrong_key, {"api": vendor})
+    assert ok is False
+    assert "refused the API key" in message, message
+    assert server.url in message
+    _assert_clean(message, wrong_key, right_key, conn_id=conn_id)
+
+
+def test_the_api_servers_own_path_through_airflows_connection_model(emulator_server, monkeypatch):
+    """What ``POST /api/v2/connections/test`` does: a transient connection in an env var, then test."""
+    from airflow.models import Connection
+
+    from tests.conftest import EMULATOR_KEY
+
+    conn_id = _conn_id()
+    conn = Connection(conn_id=conn_id, conn_type="hailuo", host=emulator_server.url, password=EMULATOR_KEY)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn.get_uri())
+    ok, message = conn.test_connection()
+    assert ok is True, message
+    assert "accepted the API key" in message
+    _assert_clean(message, EMULATOR_KEY, conn_id=conn_id)
+
+
+def test_a_closed_port_is_unreachable(monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}"
+    ok, message, conn_id, seconds = _test(monkeypatch, url, _key("ANY"))
+    assert ok is False
+    assert f"{url} is unreachable" in message, message
+    _assert_clean(message, conn_id=conn_id)
+    assert seconds < TEST_BUTTON_BUDGET
+
+
+class _SilentServer:
+    """Accepts TCP connections on loopback and never answers (a hung gateway)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="silent-server", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # the accept timeout: look at the stop flag again
+                continue
+            self.accepted.append(conn)  # held open, never read, never answered
+
+    def __enter__(self) -> _SilentServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for conn in self.accepted:
+            conn.close()
+        self.sock.close()
+
+
+def test_no_key_says_so_and_sends_nothing(monkeypatch):
+    with _SilentServer() as silent:
+        url = f"http://127.0.0.1:{silent.port}"
+        ok, message, conn_id, seconds = _test(monkeypatch, url, "")
+        time.sleep(0.5)  # a connection the hook opened would be accepted by now
+        accepted = len(silent.accepted)
+    assert ok is False
+    assert message.startswith("No API key"), message
+    assert "refused" not in message  # nothing was sent, so nothing was refused
+    assert accepted == 0, "the hook contacted the server without a key"
+    assert seconds < 2
+    _assert_clean(message, conn_id=conn_id)
+
+
+def test_a_server_that_never_answers_fails_within_the_budget(monkeypatch):
+    with _SilentServer() as silent:
+        url = f"http://127.0.0.1:{silent.port}"
+        # A long read timeout on the connection must not stretch the Test button's one attempt.
+        ok, message, conn_id, seconds = _test(monkeypatch, url, _key("ANY"), {"timeout": 120})
+        accepted = len(silent.accepted)
+    assert ok is False
+    assert seconds < TEST_BUTTON_BUDGET, f"the test took {seconds:.1f}s"
+    assert f"{url} is unreachable" in message, message
+    assert accepted == 1, f"one attempt expected, the server saw {accepted} connections"
+    _assert_clean(message, conn_id=conn_id)
+
+
+class _HtmlHandler(BaseHTTPRequestHandler):
+    def _page(self) -> None:
+        body = b"<!doctype html><html><body><h1>Welcome to nginx!</h1></body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _page
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+
+@pytest.fixture
+def html_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HtmlHandler)
+    thread = threading.Thread(target=server.serve_forever, name="html-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_a_web_page_is_not_the_api(html_server, monkeypatch, vendor):
+    ok, message, conn_id, _ = _test(monkeypatch, html_server, _key("ANY"), {"api": vendor})
+    assert ok is False
+    assert "not like the Hailuo API" in message, message
+    assert html_server in message
+    _assert_clean(message, conn_id=conn_id)
