@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.providers.common.compat.sdk import DAG, Asset
+from airflow.providers.common.compat.sdk import DAG, Asset, Param
 
 from airflow_provider_hailuo.operators.hailuo import HailuoDownloadVideoOperator, HailuoSubmitVideoOperator
 from airflow_provider_hailuo.sensors.hailuo import HailuoTaskSensor
@@ -57,7 +57,8 @@ with DAG("hailuo_test_asset", schedule=None, start_date=datetime(2026, 1, 1), ca
         task_id="download",
         hailuo_task_id=submit.output,
         destination="{{ params.destination }}",
-        params={"destination": "file:///tmp/hailuo-test-asset/"},
+        # No default: the test gives a folder of its own (run conf), never a shared /tmp path.
+        params={"destination": Param(type="string", description="folder URI the video lands in")},
         outlets=[LANDED],
     )
     wait >> download

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_hailuo.emulator.server import EmulatorServer
-from tests.conftest import hailuo_conn_uri
 from tests.support.airflow_runs import example_dag, load_dag, run_dag
+from tests.support.connections import hailuo_conn_json
 
 TEST_DAGS = Path(__file__).resolve().parents[1] / "dags" / "hailuo_test_pipelines.py"
 LEAK_KEY = f"sk-LEAKCHECK-{secrets.token_hex(8)}"
@@ -21,7 +21,7 @@ LEAK_KEY = f"sk-LEAKCHECK-{secrets.token_hex(8)}"
 def leak_emulator(monkeypatch) -> Iterator[EmulatorServer]:
     """An emulator that accepts only a recognisable key, which the connection carries."""
     with EmulatorServer(api_key=LEAK_KEY, queue_seconds=0.1, generation_seconds=0.5) as server:
-        monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(server.url, LEAK_KEY))
+        monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(server.url, LEAK_KEY))
         yield server
 
 
@@ -70,7 +70,7 @@ def test_key_appears_nowhere_on_the_error_paths(airflow_db, leak_emulator, tmp_p
     assert failed.state == "failed"
     # The service refuses the key (401): the error names the connection, not the key.
     with EmulatorServer(api_key="another-key") as other:
-        monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(other.url, LEAK_KEY))
+        monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(other.url, LEAK_KEY))
         refused = run_dag(
             example_dag("hailuo_daily_content"), {"prompts": ["y"], "destination": tmp_path.as_uri() + "/"}
         )
@@ -80,14 +80,15 @@ def test_key_appears_nowhere_on_the_error_paths(airflow_db, leak_emulator, tmp_p
     assert_no_key([out.out, out.err, *stored_texts(failed.run_id), *stored_texts(refused.run_id)])
 
 
-def test_download_emits_an_asset_event_with_the_landed_file(airflow_db, hailuo_conn):
+def test_download_emits_an_asset_event_with_the_landed_file(airflow_db, hailuo_conn, tmp_path):
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    outcome = run_dag(load_dag(TEST_DAGS, "asset"))
+    outcome = run_dag(load_dag(TEST_DAGS, "asset"), {"destination": tmp_path.as_uri() + "/"})
     assert outcome.state == "success"
     (landed,) = outcome.values("download")
+    assert landed["uri"].startswith(tmp_path.as_uri() + "/")
     with create_session() as session:
         events = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == outcome.run_id)).all()
         extras = [event.extra for event in events]

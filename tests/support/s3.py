@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from tests.support.connections import aws_conn_json
+from tests.support.net import free_port
+
 S3_CONN_ID = "hailuo_test_s3"
 ACCESS_KEY = "testing-access-key"
 SECRET_KEY = "testing-secret-key"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -25,14 +20,7 @@ class S3Server:
     conn_id: str = S3_CONN_ID
 
     def conn_json(self) -> str:
-        return json.dumps(
-            {
-                "conn_type": "aws",
-                "login": ACCESS_KEY,
-                "password": SECRET_KEY,
-                "extra": {"endpoint_url": self.endpoint_url, "region_name": "us-east-1"},
-            }
-        )
+        return aws_conn_json(self.endpoint_url, ACCESS_KEY, SECRET_KEY)
 
     def client(self):
         import boto3
