@@ -13,7 +13,6 @@ it back with another key (the 401 path) without touching the deployment's connec
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -27,7 +26,9 @@ import pytest
 
 from airflow_provider_hailuo.emulator.server import EmulatorServer
 from tests.e2e.deployment import AirflowDeployment, deployment
-from tests.support.s3 import S3_CONN_ID, S3Server, free_port
+from tests.support.connections import hailuo_conn_json
+from tests.support.net import free_port
+from tests.support.s3 import S3_CONN_ID, S3Server
 
 #: The deployment's API key: grep for it anywhere the deployment writes and it must not be there.
 LEAK_CANARY = f"sk-LEAKCHECK-{secrets.token_hex(12)}"
@@ -93,9 +94,7 @@ def e2e_emulator() -> Iterator[RestartableEmulator]:
 def airflow_deployment(e2e_emulator: RestartableEmulator, s3_server: S3Server) -> Iterator[AirflowDeployment]:
     home = Path(tempfile.mkdtemp(prefix="hailuo-e2e-"))
     env = {
-        "AIRFLOW_CONN_HAILUO_DEFAULT": json.dumps(
-            {"conn_type": "hailuo", "host": e2e_emulator.url, "password": LEAK_CANARY}
-        ),
+        "AIRFLOW_CONN_HAILUO_DEFAULT": hailuo_conn_json(e2e_emulator.url, LEAK_CANARY),
         f"AIRFLOW_CONN_{S3_CONN_ID.upper()}": s3_server.conn_json(),
         "HAILUO_POLL_INTERVAL": "0.5",
         "HAILUO_RETRY_DELAY_SECONDS": "1",

@@ -17,48 +17,27 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 import requests
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-from tests.support.s3 import free_port
+from tests.support.net import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
-T = TypeVar("T")
 
 FINISHED_RUN_STATES = ("success", "failed")
 
 
 class DeploymentError(RuntimeError):
     """The deployment did not do what was expected in time; the message points at the logs."""
-
-
-def wait_for(
-    what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.5, logs: str = ""
-) -> T:
-    """Call ``probe`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-        except Exception as err:  # a probe may race with the deployment: try again
-            last_error = err
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            raise DeploymentError(f"timed out after {timeout:.0f}s waiting for {what}{detail}\n{logs}")
-        time.sleep(interval)
 
 
 @dataclass
@@ -261,8 +240,16 @@ class AirflowDeployment:
         # task logs from the shared local folder anyway.
         self.start_component("scheduler", "scheduler", "--skip-serve-logs")
         self.start_triggerer()
-        wait_for("the api-server", self._api_ready, timeout=120, logs=self.logs_tail())
-        wait_for("the example DAG to be parsed", self._dag_parsed, timeout=120, logs=self.logs_tail())
+        # The logs' tail is read when a wait times out, so it shows what went wrong meanwhile.
+        wait_for("the api-server", self._api_ready, 120, 0.5, detail=self.logs_tail, error=DeploymentError)
+        wait_for(
+            "the example DAG to be parsed",
+            self._dag_parsed,
+            120,
+            0.5,
+            detail=self.logs_tail,
+            error=DeploymentError,
+        )
         self.api("PATCH", "/api/v2/dags/hailuo_daily_content", json={"is_paused": False})
         return self
 
@@ -332,7 +319,7 @@ class AirflowDeployment:
             return state if state in FINISHED_RUN_STATES else None
 
         return wait_for(
-            f"run {run_id} to finish", finished, timeout=timeout, interval=1, logs=self.logs_tail()
+            f"run {run_id} to finish", finished, timeout, 1, detail=self.logs_tail, error=DeploymentError
         )
 
     def task_instances(self, dag_id: str, run_id: str, task_id: str | None = None) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from airflow_provider_hailuo.dialects.answers import http_error as error_from_an
 from airflow_provider_hailuo.dialects.answers import json_object as parse_answer
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook, _BearerAuth, connection_settings
 from airflow_provider_hailuo.hooks.retry import is_retryable_read, is_retryable_submit, parse_retry_after
-from tests.conftest import hailuo_conn_uri
+from tests.support.connections import hailuo_conn_json
 
 BASE = "https://api.example.test"
 KEY = "sk-unit-test-key-0123456789"
@@ -99,7 +99,7 @@ def test_garbled_2xx_is_malformed_and_retryable_for_reads_only():
 
 @pytest.fixture
 def unit_conn(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(BASE, KEY))
+    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(BASE, KEY))
 
 
 @responses.activate
