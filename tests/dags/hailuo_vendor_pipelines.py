@@ -8,9 +8,10 @@ retries, so a test can tell "failed at once" (one try) from "retried" (more than
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 
-from airflow.providers.common.compat.sdk import DAG, Param
+from airflow.providers.common.compat.sdk import DAG, ObjectStoragePath, Param
 
 from airflow_provider_hailuo.operators.hailuo import HailuoSubmitVideoOperator
 from airflow_provider_hailuo.sensors.hailuo import HailuoTaskSensor
@@ -42,6 +43,27 @@ with DAG(
         duration="{{ params.duration }}",
         resolution="{{ params.resolution }}",
         image_conn_id=S3_CONN_ID,
+    )
+    HailuoTaskSensor(
+        task_id="wait", hailuo_task_id=submit.output, poll_interval=0.2, deferrable=True, timeout=120
+    )
+
+
+#: Where the ObjectStoragePath DAG's first frame is; a test sets it before loading this file.
+FRAME_PATH = os.environ.get("HAILUO_TEST_FRAME_PATH", "s3://hailuo-test-frames/first.png")
+
+with DAG(
+    "hailuo_test_vendor_object_storage_path",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args={"retries": 2, "retry_delay": timedelta(0)},
+) as object_storage_path:
+    # An ObjectStoragePath that carries its own connection: image_conn_id is not needed.
+    submit = HailuoSubmitVideoOperator(
+        task_id="submit",
+        prompt="a frame from a bucket",
+        image_url=ObjectStoragePath(FRAME_PATH, conn_id=S3_CONN_ID),
     )
     HailuoTaskSensor(
         task_id="wait", hailuo_task_id=submit.output, poll_interval=0.2, deferrable=True, timeout=120

@@ -293,6 +293,21 @@ def test_an_s3_frame_reaches_each_vendor_as_a_signed_url(airflow_db, vendor, s3_
     assert vendor.tasks()[task_id]["spec"]["mode"] == "image-to-video"
 
 
+def test_an_object_storage_path_frame_reaches_the_vendor_as_a_signed_url(
+    airflow_db, vendor, s3_server, s3_bucket, monkeypatch
+):
+    image = png(720, 480)
+    s3_server.client().put_object(Bucket=s3_bucket, Key="osp/first.png", Body=image)
+    monkeypatch.setenv("HAILUO_TEST_FRAME_PATH", f"s3://{s3_bucket}/osp/first.png")
+    outcome = run_dag(load_dag(VENDOR_DAGS, "object_storage_path"))
+    assert outcome.state == "success"
+    task_id, body = only_task(vendor)
+    sent = body[FRAME_FIELDS[vendor.api][0]]
+    assert sent.startswith(f"{s3_server.endpoint_url}/{s3_bucket}/osp/first.png?")
+    assert requests.get(sent, timeout=10).content == image
+    assert vendor.tasks()[task_id]["spec"]["mode"] == "image-to-video"
+
+
 def test_a_local_frame_reaches_novita_and_minimax_as_a_data_url(airflow_db, data_url_vendor, tmp_path):
     image = png()
     frame = tmp_path / "first.png"
