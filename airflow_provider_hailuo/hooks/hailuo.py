@@ -256,6 +256,8 @@ class HailuoHook(BaseHook):
                     params=dict(call.params) or None,
                     json=call.json,
                     timeout=timeout or self.timeout,
+                    # Per request: a session's CA bundle would lose to REQUESTS_CA_BUNDLE.
+                    verify=self.settings.verify,
                 )
                 return parse(response.status_code, response.headers, response.content)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
@@ -400,7 +402,9 @@ class HailuoHook(BaseHook):
 
         check_http_url("video_url", url)
         try:
-            response = self._download_session.get(url, stream=True, timeout=timeout)
+            response = self._download_session.get(
+                url, stream=True, timeout=timeout, verify=self.settings.download_verify
+            )
         except requests.RequestException as err:
             raise HailuoDownloadError(f"Could not open the video link: {type(err).__name__}") from err
         try:

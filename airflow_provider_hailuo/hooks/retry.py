@@ -62,7 +62,10 @@ def is_connect_failure(exc: BaseException) -> bool:
     if isinstance(exc, _loaded("requests.exceptions", "ConnectionError")):
         reason = exc.args[0] if exc.args else None
         reason = getattr(reason, "reason", reason)
-        return isinstance(reason, _loaded("urllib3.exceptions", "NewConnectionError", "ConnectTimeoutError"))
+        # A refused TLS handshake (untrusted certificate) also fails before the request is sent.
+        return isinstance(
+            reason, _loaded("urllib3.exceptions", "NewConnectionError", "ConnectTimeoutError", "SSLError")
+        )
     return isinstance(exc, _loaded("aiohttp", "ClientConnectorError"))
 
 
