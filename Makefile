@@ -37,8 +37,10 @@ test-e2e: install
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 ## The example DAG end to end against the bundled emulator; videos land under ./demo-output/.
+## The vendor's dialect: `make demo API=minimax` (ppinfra, novita or minimax; default ppinfra).
+API ?= ppinfra
 demo: install
-	$(BIN)/python scripts/demo.py
+	HAILUO_DEMO_API=$(API) $(BIN)/python scripts/demo.py
 
 ## The version matrix: unit and integration tests on each older Airflow line (COMPAT_VERSIONS), one
 ## virtualenv per line under .venvs/. e2e stays on the newest line (`make test`).
