@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
 import re
@@ -23,6 +22,11 @@ import requests
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
+if str(REPO) not in sys.path:  # the shared helpers in tests/support
+    sys.path.insert(1, str(REPO))
+
+from tests.support.connections import hailuo_conn_json  # noqa: E402
+
 PYTHON = sys.executable
 API_KEY = "bench-key-7d1e"
 SNAPSHOT_ENV = "HAILUO_BENCH_SNAPSHOT"
@@ -87,7 +91,8 @@ def airflow_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, st
 
 
 def hailuo_conn(url: str, key: str = API_KEY) -> str:
-    return json.dumps({"conn_type": "hailuo", "host": url, "password": key})
+    """``AIRFLOW_CONN_HAILUO_DEFAULT`` for the benchmark's emulator."""
+    return hailuo_conn_json(url, key)
 
 
 @dataclass
@@ -112,10 +117,6 @@ class Emulator:
 
     def reset(self) -> None:
         self.http.post(f"{self.url}/_emulator/reset", timeout=30).raise_for_status()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
 
 @contextlib.contextmanager
@@ -237,25 +238,7 @@ def machine_info() -> dict[str, str]:
     }
 
 
-def fmt_ms(seconds: float) -> str:
-    return f"{seconds * 1000:.3g} ms" if seconds == seconds else "n/a"
-
-
 def fmt_num(value: float, digits: int = 3) -> str:
     if value != value:  # NaN
         return "n/a"
     return f"{value:.{digits}g}"
-
-
-def write_json(path: Path | None, data: Any) -> None:
-    if path is not None:
-        path.write_text(json.dumps(data, indent=2, default=str))
-
-
-def wait_for(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False

@@ -18,52 +18,6 @@ import time
 import psutil
 
 
-def apply_prefetch_experiment() -> None:
-    """
-    Benchmark-local experiment (never used for the recorded product rows): the response that
-    ``HailuoHook.stream_video`` yields gets an ``iter_content`` fed by a reader thread through a
-    bounded queue (at most 8 chunks of 1 MiB in flight), so reading the socket overlaps hashing,
-    writing to disk and uploading S3 parts (s3fs uploads a part synchronously inside ``write``).
-    Reads go to ``raw.read(decode_content=False)`` when the answer has no Content-Encoding.
-    """
-    import contextlib
-    import queue
-
-    from airflow_provider_hailuo.hooks.hailuo import HailuoHook
-
-    original = HailuoHook.stream_video
-
-    @contextlib.contextmanager
-    def stream_video(self, url, **kwargs):  # type: ignore[no-untyped-def]
-        with original(self, url, **kwargs) as response:
-            raw = response.raw
-            plain = not response.headers.get("Content-Encoding")
-
-            def iter_content(chunk_size: int = 2**20, decode_unicode: bool = False):  # type: ignore[no-untyped-def]
-                chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
-
-                def reader() -> None:
-                    try:
-                        while chunk := raw.read(chunk_size, decode_content=not plain):
-                            chunks.put(chunk)
-                        chunks.put(None)
-                    except BaseException as err:
-                        chunks.put(err)
-
-                thread = threading.Thread(target=reader, daemon=True)
-                thread.start()
-                while (item := chunks.get()) is not None:
-                    if isinstance(item, BaseException):
-                        raise item
-                    yield item
-                thread.join()
-
-            response.iter_content = iter_content  # type: ignore[method-assign]
-            yield response
-
-    HailuoHook.stream_video = stream_video  # type: ignore[method-assign]
-
-
 class PeakRss:
     def __init__(self, interval: float = 0.005) -> None:
         self.process = psutil.Process()
@@ -95,10 +49,7 @@ def main() -> None:
     parser.add_argument("--storage-conn-id", default=None)
     parser.add_argument("--video-url", default=None)
     parser.add_argument("--endpoint-url", default=None)
-    parser.add_argument("--experiment", choices=("none", "prefetch"), default="none")
     args = parser.parse_args()
-    if args.experiment == "prefetch":
-        apply_prefetch_experiment()
 
     from airflow.sdk import ObjectStoragePath
 

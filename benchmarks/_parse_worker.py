@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
@@ -13,11 +12,6 @@ if __name__ == "__main__":
     # What a DAG processor has loaded before it parses a file: Airflow, the SDK and the DagBag.
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import DAG, BaseOperator  # noqa: F401
-
-    # Experiment only: modules imported before the clock starts (as if the DAG file's imports did not
-    # pull them in at parse time).
-    for name in filter(None, (sys.argv[2] if len(sys.argv) > 2 else "").split(",")):
-        importlib.import_module(name.strip())
 
     started = time.perf_counter()
     bag = DagBag(dag_folder=path, bundle_path=path.parent, safe_mode=False)

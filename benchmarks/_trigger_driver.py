@@ -67,11 +67,10 @@ def start_worker(
     poll_interval: float,
     max_poll_interval: float,
     workdir: Path,
-    experiment: str = "none",
 ) -> tuple[subprocess.Popen[str], Path]:
     ids_path = workdir / f"ids-{mode}-{len(task_ids)}.json"
     ids_path.write_text(json.dumps(task_ids))
-    out = workdir / f"result-{mode}-{experiment}-{len(task_ids)}.json"
+    out = workdir / f"result-{mode}-{len(task_ids)}.json"
     home = Path(tempfile.mkdtemp(prefix="hailuo-bench-home-", dir=workdir))
     env = airflow_env(home, {"AIRFLOW_CONN_HAILUO_DEFAULT": hailuo_conn(emu.url)})
     log = open(workdir / f"worker-{mode}-{len(task_ids)}.log", "w")  # noqa: SIM115 - closed with the process
@@ -91,8 +90,6 @@ def start_worker(
             str(max_poll_interval),
             "--out",
             str(out),
-            "--experiment",
-            experiment,
         ],
         stdout=subprocess.PIPE,
         stderr=log,
@@ -127,7 +124,6 @@ def run_case(
     max_poll_interval: float,
     window_s: float,
     workdir: Path,
-    experiment: str = "none",
 ) -> TriggerCase:
     """
     Run N triggers for ``window_s`` seconds (or until all fired) and measure:
@@ -137,7 +133,7 @@ def run_case(
     """
     n = len(task_ids)
     case = TriggerCase(mode=mode, n=n)
-    proc, out = start_worker(emu, mode, task_ids, poll_interval, max_poll_interval, workdir, experiment)
+    proc, out = start_worker(emu, mode, task_ids, poll_interval, max_poll_interval, workdir)
     ps = psutil.Process(proc.pid)
     try:
         time.sleep(0.5)  # let the import settle (gc, lazy imports)

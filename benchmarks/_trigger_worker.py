@@ -29,8 +29,8 @@ from typing import Any
 import aiohttp
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_hailuo.api import TaskResult
-from airflow_provider_hailuo.hooks.hailuo import TASK_RESULT_PATH, USER_AGENT, HailuoHook, parse_answer
+from airflow_provider_hailuo.dialects import dialect_for
+from airflow_provider_hailuo.hooks.hailuo import USER_AGENT, HailuoHook
 from airflow_provider_hailuo.triggers.hailuo import HailuoTaskTrigger
 
 TICK = 0.05  # the lag ticker's requested sleep
@@ -62,25 +62,27 @@ class NaiveTaskTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         settings = await HailuoHook().asettings()
+        dialect = dialect_for(settings.api, settings.base_url, group_id=settings.group_id)
+        call = dialect.read_call(self.hailuo_task_id)
         while True:
             try:
                 async with (
                     aiohttp.ClientSession() as session,
-                    session.get(
-                        settings.url(TASK_RESULT_PATH),
-                        params={"task_id": self.hailuo_task_id},
+                    session.request(
+                        call.method,
+                        settings.url(call.path),
+                        params=dict(call.params),
                         headers={**settings.auth_header, "User-Agent": USER_AGENT},
                     ) as response,
                 ):
                     body = await response.read()
-                data = parse_answer(
+                result = dialect.parse_read(
                     response.status,
                     response.headers,
                     body,
                     task_id=self.hailuo_task_id,
                     conn_id="hailuo_default",
                 )
-                result = TaskResult.from_json(data, self.hailuo_task_id)
                 if result.finished:
                     yield TriggerEvent({"status": "success" if result.succeeded else "failed"})
                     return
@@ -92,31 +94,7 @@ class NaiveTaskTrigger(BaseTrigger):
             await asyncio.sleep(self.poll_interval)
 
 
-def apply_experiment(name: str) -> None:
-    """
-    Benchmark-local experiments on the product trigger (never used for the recorded product rows):
-
-    - ``no-trust-env``: the shared session built with ``trust_env=False``. With ``trust_env=True``
-      aiohttp looks up ``~/.netrc`` and the proxy variables in a worker thread on EVERY request.
-    """
-    if name == "no-trust-env":
-        import types
-
-        from airflow_provider_hailuo.hooks import async_session
-
-        def client_session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
-            kwargs["trust_env"] = False
-            return aiohttp.ClientSession(*args, **kwargs)
-
-        # The module builds its session with ``aiohttp.ClientSession(...)``: give it an aiohttp whose
-        # ClientSession forces trust_env=False, whatever else the module does around it.
-        async_session.aiohttp = types.SimpleNamespace(  # type: ignore[assignment]
-            **{**vars(aiohttp), "ClientSession": client_session}
-        )
-
-
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    apply_experiment(args.experiment)
     with open(args.ids) as handle:
         task_ids: list[str] = json.load(handle)[: args.n]
     loop = asyncio.get_running_loop()
@@ -195,7 +173,6 @@ if __name__ == "__main__":
     parser.add_argument("--poll-interval", type=float, required=True)
     parser.add_argument("--max-poll-interval", type=float, required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--experiment", default="none", choices=("none", "no-trust-env"))
     ns = parser.parse_args()
     ns.protocol = protocol_stream()
     result = asyncio.run(main(ns))

@@ -44,6 +44,9 @@ from _common import (
     submit_tasks,
 )
 
+import tests.support.s3 as s3_support  # _common put the repository on sys.path
+from tests.support.connections import aws_conn_json
+
 MIB = 2**20
 S3_CONN_ID = "hailuo_bench_s3"
 
@@ -89,9 +92,7 @@ def run_curl(url: str, target: Path) -> float:
     return elapsed
 
 
-def run(
-    quick: bool = False, repeat: int | None = None, out: Path | None = None, experiment: str = "none"
-) -> list[dict[str, Any]]:
+def run(quick: bool = False, repeat: int | None = None, out: Path | None = None) -> list[dict[str, Any]]:
     sizes = (10 * MIB, 100 * MIB) if quick else (100 * MIB, 1024 * MIB)
     repeat = repeat or (2 if quick else 3)
     workdir = Path(tempfile.mkdtemp(prefix="hailuo-bench-download-"))
@@ -102,19 +103,9 @@ def run(
         emulator("--queue-seconds", "0", "--generation-seconds", "0", log_dir=workdir) as emu,
         s3_server(workdir) as s3_endpoint,
     ):
-        sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "support"))
-        import s3 as s3_support  # tests/support/s3.py
-
         bucket = "bench-videos"
         s3_support.S3Server(endpoint_url=s3_endpoint).create_bucket(bucket)
-        conn = json.dumps(
-            {
-                "conn_type": "aws",
-                "login": s3_support.ACCESS_KEY,
-                "password": s3_support.SECRET_KEY,
-                "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
-            }
-        )
+        conn = aws_conn_json(s3_endpoint, s3_support.ACCESS_KEY, s3_support.SECRET_KEY)
         env = airflow_env(
             workdir,
             {
@@ -132,26 +123,8 @@ def run(
                 product: list[dict[str, Any]] = []
                 curl: list[float] = []
                 boto: list[dict[str, Any]] = []
-                variant: list[dict[str, Any]] = []
                 for _ in range(repeat):
                     key = uuid.uuid4().hex
-                    if experiment != "none":
-                        conn_args = ["--storage-conn-id", S3_CONN_ID] if dest == "s3" else []
-                        where = f"s3://{bucket}/{key}-x.mp4" if dest == "s3" else f"file://{disk}/{key}-x.mp4"
-                        variant.append(
-                            run_worker(
-                                env,
-                                "--task-id",
-                                task_id,
-                                "--destination",
-                                where,
-                                *conn_args,
-                                "--experiment",
-                                experiment,
-                            )
-                        )
-                        if dest == "file":
-                            (disk / f"{key}-x.mp4").unlink()
                     if dest == "file":
                         destination = f"file://{disk}/{key}.mp4"
                         product.append(run_worker(env, "--task-id", task_id, "--destination", destination))
@@ -189,13 +162,6 @@ def run(
                         client.delete_object(Bucket=bucket, Key=f"{key}-boto3.mp4")
                     curl.append(run_curl(video_url(emu.url, task_id), disk / "curl.mp4"))
                 row = summarize(size, dest, product, curl, boto)
-                if variant:
-                    row["experiment"] = experiment
-                    row["experiment_mib_s"] = median([size / MIB / r["seconds"] for r in variant])
-                    row["experiment_rss_growth_mib"] = median(
-                        [(r["rss_peak"] - r["rss_before"]) / MIB for r in variant]
-                    )
-                    row["experiment_ratio_vs_curl"] = ratio(row["experiment_mib_s"], row["curl_mib_s"])
                 print(f"  download {json.dumps(row)}", file=sys.stderr)
                 rows.append(row)
     shutil.rmtree(workdir, ignore_errors=True)
@@ -254,17 +220,6 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--experiment", choices=("none", "prefetch"), default="none")
     args = parser.parse_args()
     print(f"product measured: {snapshot_product()}", file=sys.stderr)
-    rows = run(args.quick, args.repeat, args.json, args.experiment)
-    print(table(rows))
-    if args.experiment != "none":
-        print("\n| video | into | experiment | MiB/s | vs curl | peak RSS growth |")
-        print("|---:|---|---|---:|---:|---:|")
-        for r in rows:
-            print(
-                f"| {r['size_mib']:g} MiB | {r['destination']} | {r['experiment']}"
-                f" | {fmt_num(r['experiment_mib_s'])} | {fmt_num(r['experiment_ratio_vs_curl'])}x"
-                f" | {fmt_num(r['experiment_rss_growth_mib'])} MiB |"
-            )
+    print(table(run(args.quick, args.repeat, args.json)))

@@ -43,10 +43,6 @@ from airflow.sdk import DAG
 with DAG(dag_id="trivial", schedule=None, start_date=datetime(2026, 1, 1)):
     EmptyOperator(task_id="nothing")
 """
-#: What the provider's modules import at module level that a DAG file never uses while it is parsed
-#: (HTTP clients, retry library, the http provider's hook). The "lazy" experiment imports them
-#: first, so the provider's module is measured as if it imported them only when a task runs.
-HEAVY = "import aiohttp, requests, tenacity, airflow.providers.http.hooks.http"
 _LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)")
 
 
@@ -64,9 +60,9 @@ def importtime(code: str, env: dict[str, str]) -> tuple[float, dict[str, float]]
     return total, top
 
 
-def parse_time(path: Path, env: dict[str, str], preload: str = "") -> dict[str, Any]:
+def parse_time(path: Path, env: dict[str, str]) -> dict[str, Any]:
     proc = subprocess.run(
-        [PYTHON, str(BENCH_DIR / "_parse_worker.py"), str(path), preload],
+        [PYTHON, str(BENCH_DIR / "_parse_worker.py"), str(path)],
         capture_output=True,
         text=True,
         env=env,
@@ -93,11 +89,9 @@ def run(quick: bool = False, repeat: int | None = None, out: Path | None = None)
     for _ in range(repeat):  # interleaved, so drift on a noisy machine hits every series alike
         sample("sdk", BASELINE)
         sample("trivial", TRIVIAL_IMPORTS)
-        sample("trivial+heavy", f"{TRIVIAL_IMPORTS}; {HEAVY}")
         for module in MODULES:
             sample(module, f"{BASELINE}; import {module}", own)
             sample(module + "/trivial", f"{TRIVIAL_IMPORTS}; import {module}", own)
-            sample(module + "/lazy", f"{TRIVIAL_IMPORTS}; {HEAVY}; import {module}", own)
     m = {key: median(values) for key, values in series.items()}
     for module in MODULES:
         imports.append(
@@ -110,8 +104,6 @@ def run(quick: bool = False, repeat: int | None = None, out: Path | None = None)
                 "trivial_dag_imports_ms": m["trivial"],
                 "added_over_trivial_dag_ms": m[module + "/trivial"] - m["trivial"],
                 "own_over_trivial_dag_ms": m[module + "/trivial:own"],
-                "experiment_lazy_added_ms": m[module + "/lazy"] - m["trivial+heavy"],
-                "experiment_lazy_own_ms": m[module + "/lazy:own"],
             }
         )
         print(f"  import {json.dumps(imports[-1])}", file=sys.stderr)
@@ -121,14 +113,12 @@ def run(quick: bool = False, repeat: int | None = None, out: Path | None = None)
     trivial.write_text(TRIVIAL_DAG)
     files = [trivial, *sorted((REPO / "dags").glob("*.py"))]
     times: dict[str, list[float]] = {str(f): [] for f in files}
-    lazy: dict[str, list[float]] = {str(f): [] for f in files}
     info: dict[str, Any] = {}
     for _ in range(repeat):
         for path in files:
             result = parse_time(path, env)
             times[str(path)].append(result["seconds"])
             info[str(path)] = {"dags": result["dags"], "errors": result["errors"]}
-            lazy[str(path)].append(parse_time(path, env, HEAVY.removeprefix("import "))["seconds"])
     base = median(times[str(trivial)])
     parses = []
     for path in files:
@@ -138,7 +128,6 @@ def run(quick: bool = False, repeat: int | None = None, out: Path | None = None)
                 "parse_ms": 1000 * median(times[str(path)]),
                 "added_ms": 1000 * (median(times[str(path)]) - base),
                 "ratio": median(times[str(path)]) / base,
-                "experiment_lazy_added_ms": 1000 * (median(lazy[str(path)]) - median(lazy[str(trivial)])),
                 **info[str(path)],
             }
         )
@@ -154,28 +143,24 @@ def table(result: dict[str, Any]) -> str:
         f"Medians of {result['repeat']} fresh processes each.",
         "",
         "| module | after `import airflow.sdk`: total ms | `import airflow.sdk` ms | **added ms**"
-        " | own cumulative ms | added over a trivial DAG's imports (own) |"
-        " experiment: heavy deps lazy, added (own) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        " | own cumulative ms | added over a trivial DAG's imports (own) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in result["imports"]:
         lines.append(
             f"| `{r['module']}` | {fmt_num(r['total_ms'], 4)} | {fmt_num(r['baseline_ms'], 4)}"
             f" | **{fmt_num(r['added_ms'])}** | {fmt_num(r['own_cumulative_ms'])}"
-            f" | {fmt_num(r['added_over_trivial_dag_ms'])} ({fmt_num(r['own_over_trivial_dag_ms'])})"
-            f" | {fmt_num(r['experiment_lazy_added_ms'])} ({fmt_num(r['experiment_lazy_own_ms'])}) |"
+            f" | {fmt_num(r['added_over_trivial_dag_ms'])} ({fmt_num(r['own_over_trivial_dag_ms'])}) |"
         )
     lines += [
         "",
-        "| DAG file | parse ms (DagBag, fresh process) | **added over trivial** | ratio"
-        " | experiment: heavy deps lazy, added | dags | errors |",
-        "|---|---:|---:|---:|---:|---|---|",
+        "| DAG file | parse ms (DagBag, fresh process) | **added over trivial** | ratio | dags | errors |",
+        "|---|---:|---:|---:|---|---|",
     ]
     for r in result["parses"]:
         lines.append(
             f"| {r['file']} | {fmt_num(r['parse_ms'])} | **{fmt_num(r['added_ms'])}**"
-            f" | {fmt_num(r['ratio'])}x | {fmt_num(r['experiment_lazy_added_ms'])}"
-            f" | {', '.join(r['dags'])} | {len(r['errors'])} |"
+            f" | {fmt_num(r['ratio'])}x | {', '.join(r['dags'])} | {len(r['errors'])} |"
         )
     return "\n".join(lines)
 

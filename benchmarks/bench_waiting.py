@@ -35,10 +35,7 @@ QUICK_NS = (100, 1_000)
 
 
 def run(
-    quick: bool = False,
-    ns: tuple[int, ...] | None = None,
-    out: Path | None = None,
-    experiment: str = "none",
+    quick: bool = False, ns: tuple[int, ...] | None = None, out: Path | None = None
 ) -> list[dict[str, Any]]:
     scale = 10.0 if quick else 2.0
     window = 15.0 if quick else 60.0
@@ -65,20 +62,6 @@ def run(
                 )
                 pair[mode] = case
                 print(f"  waiting N={n} {mode}: {json.dumps(case.summary(), default=str)}", file=sys.stderr)
-            if experiment != "none" and n == max(ns):
-                emu.reset()
-                pair["experiment"] = run_case(
-                    emu,
-                    "product",
-                    submit_tasks(emu.url, n),
-                    poll_interval=poll_interval,
-                    max_poll_interval=max_poll_interval,
-                    window_s=window,
-                    workdir=workdir,
-                    experiment=experiment,
-                )
-                pair["experiment"].mode = f"product + {experiment} (experiment)"
-                print(f"  waiting N={n} experiment: {pair['experiment'].summary()}", file=sys.stderr)
             product, naive = pair["product"], pair["naive"]
             rows.append(
                 {
@@ -93,7 +76,6 @@ def run(
                     "ratio_rss_per_trigger": ratio(product.rss_per_trigger_kib, naive.rss_per_trigger_kib),
                     "ratio_connections": ratio(product.connections, naive.connections),
                 }
-                | ({"experiment": pair["experiment"].summary()} if "experiment" in pair else {})
             )
     if out:
         out.write_text(json.dumps(rows, indent=2, default=str))
@@ -107,9 +89,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         "|---:|---|---:|---:|---:|---|---:|---:|",
     ]
     for row in rows:
-        for key in ("product", "naive", "experiment"):
-            if key not in row:
-                continue
+        for key in ("product", "naive"):
             c = row[key]
             lines.append(
                 f"| {row['n']:,} | {c['mode']} | {c['polls']:,} | {fmt_num(c['cpu_per_poll_ms'])} ms"
@@ -133,13 +113,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--n", type=int, action="append", help="N (repeatable); default 100, 1k, 10k")
     parser.add_argument("--json", type=Path)
-    parser.add_argument(
-        "--experiment",
-        default="none",
-        choices=("none", "no-trust-env"),
-        help="also run a benchmark-local variant of the product trigger at the largest N",
-    )
     args = parser.parse_args()
     print(f"product measured: {snapshot_product()}", file=sys.stderr)
-    result = run(args.quick, tuple(args.n) if args.n else None, args.json, args.experiment)
+    result = run(args.quick, tuple(args.n) if args.n else None, args.json)
     print(table(result))

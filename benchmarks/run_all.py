@@ -34,11 +34,6 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small N and small files (~5 minutes)")
     parser.add_argument("--only", action="append", choices=ALL, help="run only these (repeatable)")
     parser.add_argument("--json", type=Path, help="directory for the raw results as JSON")
-    parser.add_argument(
-        "--experiments",
-        action="store_true",
-        help="also run the benchmark-local product variants (trust_env=False session) at the largest N",
-    )
     args = parser.parse_args()
     chosen = args.only or list(ALL)
     if args.json:
@@ -62,8 +57,7 @@ def main() -> int:
         started = time.monotonic()
         print(f"running {name} ...", file=sys.stderr, flush=True)
         if name == "waiting":
-            experiment = "no-trust-env" if args.experiments else "none"
-            text = bench_waiting.table(bench_waiting.run(args.quick, out=out(name), experiment=experiment))
+            text = bench_waiting.table(bench_waiting.run(args.quick, out=out(name)))
             title = "1. Waiting at scale (N triggers in one event loop)"
         elif name == "polls":
             text = bench_polls.table(bench_polls.run(args.quick, out=out(name)))
