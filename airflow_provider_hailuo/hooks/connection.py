@@ -110,29 +110,32 @@ def ui_field_behaviour_kebab() -> dict[str, Any]:
 
 
 def form_widgets() -> dict[str, Any]:
-    """``get_connection_form_widgets()`` for Airflow < 3.2 (wtforms, imported only by the web UI)."""
-    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-    from flask_babel import lazy_gettext
+    """
+    ``get_connection_form_widgets()`` for Airflow < 3.2 (imported only where the form is built).
+
+    Airflow 3.0/3.1's api-server reads the field classes, labels and defaults (it has no Flask UI);
+    Airflow 2's Flask UI also wants FAB's Bootstrap widget, used where it is installed.
+    """
     from wtforms import BooleanField, IntegerField, StringField
     from wtforms.validators import AnyOf, NumberRange, Optional
 
+    try:
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    except ImportError:  # Airflow 3.0/3.1 without the FAB provider
+        text: dict[str, Any] = {}
+    else:
+        text = {"widget": BS3TextFieldWidget()}
     widgets: dict[str, Any] = {}
     for f in FORM_FIELDS:
-        label = lazy_gettext(f.label)
         if f.kind == "boolean":
-            widgets[f.name] = BooleanField(label, description=f.description, default=f.default)
+            widgets[f.name] = BooleanField(f.label, description=f.description, default=f.default)
         elif f.kind == "integer":
             widgets[f.name] = IntegerField(
-                label,
-                description=f.description,
-                validators=[Optional(), NumberRange(min=1)],
-                widget=BS3TextFieldWidget(),
+                f.label, description=f.description, validators=[Optional(), NumberRange(min=1)], **text
             )
         else:
             validators = [Optional(), AnyOf(list(f.choices))] if f.choices else [Optional()]
-            widgets[f.name] = StringField(
-                label, description=f.description, validators=validators, widget=BS3TextFieldWidget()
-            )
+            widgets[f.name] = StringField(f.label, description=f.description, validators=validators, **text)
     return widgets
 
 

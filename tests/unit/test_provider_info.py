@@ -59,3 +59,26 @@ def test_airflow_cli_lists_the_provider_and_the_connection_type(tmp_path):
     assert "airflow-provider-hailuo" in {p["package_name"] for p in providers}
     rows = {h["connection_type"]: h for h in airflow_json("providers", "hooks", home=tmp_path)}
     assert rows["hailuo"]["class"] == "airflow_provider_hailuo.hooks.hailuo.HailuoHook"
+
+
+def test_the_connection_form_is_labelled_on_this_airflow_version(tmp_path):
+    """Airflow 3.2+ reads conn-fields, older versions the hook's widgets: every extra, labelled."""
+    script = (
+        "import json\n"
+        "from airflow.providers_manager import ProvidersManager\n"
+        "pm = ProvidersManager()\n"
+        "widgets = {k: v for k, v in pm.connection_form_widgets.items() if k.startswith('extra__hailuo__')}\n"
+        "print(json.dumps({'fields': sorted(widgets), 'behaviour': pm.field_behaviours.get('hailuo')}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AIRFLOW_HOME": str(tmp_path)},
+        check=True,
+    )
+    form = json.loads(done.stdout.strip().splitlines()[-1])
+    extras = ("api", "ca_bundle", "group_id", "timeout", "verify")
+    assert form["fields"] == [f"extra__hailuo__{name}" for name in extras]
+    assert form["behaviour"]["relabeling"]["password"] == "API key"
+    assert "extra" in form["behaviour"]["hidden_fields"]
