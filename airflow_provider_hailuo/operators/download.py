@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import closing
@@ -13,8 +12,14 @@ from typing import Any, cast
 from airflow.providers.common.compat.sdk import AirflowFailException, Asset, BaseOperator, ObjectStoragePath
 
 from airflow_provider_hailuo import lineage, manifest, media
-from airflow_provider_hailuo.api import HailuoDownloadError, HailuoLinkExpiredError, TaskResult
+from airflow_provider_hailuo.api import (
+    HailuoDownloadError,
+    HailuoLinkExpiredError,
+    HailuoValidationError,
+    TaskResult,
+)
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
+from airflow_provider_hailuo.rendered import rendered_mapping, rendered_task_id
 from airflow_provider_hailuo.storage import (
     DOWNLOAD_CHUNK_BYTES,
     LandedFile,
@@ -161,13 +166,10 @@ class HailuoDownloadVideoOperator(BaseOperator):
         return destination / f"{safe_object_name(self._task_id())}.mp4"
 
     def _task_id(self) -> str:
-        """The rendered task id; an empty one (an upstream that returned nothing) fails at once."""
-        task_id = self.hailuo_task_id
-        if task_id is None or not str(task_id).strip() or str(task_id) == "None":
-            raise AirflowFailException(
-                f"hailuo_task_id is empty ({task_id!r}): the upstream submit returned no task id"
-            )
-        return str(task_id)
+        try:
+            return rendered_task_id(self.hailuo_task_id)
+        except HailuoValidationError as err:
+            raise AirflowFailException(str(err)) from err
 
     def _finished_result(self) -> TaskResult:
         result = self.hook.get_task_result(self._task_id())
@@ -184,15 +186,11 @@ class HailuoDownloadVideoOperator(BaseOperator):
     # ----------------------------------------------------------------------------------------------
     def known_request(self, context: Any) -> dict[str, Any] | None:
         """``request`` if given, else the upstream submit's published request for this map index."""
-        if self.request not in (None, "", "None"):
-            value = self.request
-            if isinstance(value, str):
-                try:
-                    value = json.loads(value)
-                except ValueError:
-                    raise AirflowFailException(f"request must be a JSON object, got {value[:80]!r}") from None
-            if not isinstance(value, Mapping):
-                raise AirflowFailException(f"request must be a mapping, got {type(value).__name__}")
+        try:
+            value = rendered_mapping("request", self.request)
+        except HailuoValidationError as err:
+            raise AirflowFailException(str(err)) from err
+        if value is not None:
             return {
                 key: manifest.clean_url(v) if key in manifest.URL_FIELDS else v for key, v in value.items()
             }

@@ -7,12 +7,11 @@ from airflow_provider_hailuo.operators.download import (
     expected_length,
     safe_object_name,
 )
-from airflow_provider_hailuo.operators.submit import HailuoSubmitVideoOperator, rendered_extra_body
+from airflow_provider_hailuo.operators.submit import HailuoSubmitVideoOperator
 
 __all__ = [
     "HailuoDownloadVideoOperator",
     "HailuoSubmitVideoOperator",
     "expected_length",
-    "rendered_extra_body",
     "safe_object_name",
 ]

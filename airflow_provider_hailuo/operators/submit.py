@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, ResumableJobMixin
 
 from airflow_provider_hailuo.api import (
+    CORE_FIELDS,
     DEFAULT_MODEL,
     HailuoAPIError,
     HailuoSubmitUncertainError,
@@ -21,19 +21,10 @@ from airflow_provider_hailuo.api import (
 )
 from airflow_provider_hailuo.frames import ResolvedFrame, resolve_frame
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
+from airflow_provider_hailuo.rendered import rendered_mapping
 
 #: Fields a DAG author may set through a template; checked again after rendering.
-REQUEST_FIELDS = (
-    "prompt",
-    "image_url",
-    "end_image_url",
-    "duration",
-    "resolution",
-    "enable_prompt_expansion",
-    "fast_pretreatment",
-    "model",
-    "extra_body",
-)
+REQUEST_FIELDS = (*CORE_FIELDS, "model", "extra_body")
 FRAME_FIELDS = ("image_url", "end_image_url")
 #: Stands in for a frame in object storage while a DAG is parsed: the rules then see "a first frame
 #: is given" without reading the object (that happens before the submit, with the connection).
@@ -49,20 +40,6 @@ def is_object_frame(value: Any) -> bool:
 
 def _is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
-
-
-def rendered_extra_body(value: Any) -> Mapping[str, Any]:
-    """``extra_body`` after rendering: a mapping, or the JSON text of one (a template renders text)."""
-    if value is None or value == "":
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise HailuoValidationError("extra_body", "must be a JSON object", value) from None
-    if not isinstance(value, Mapping):
-        raise HailuoValidationError("extra_body", "must be a mapping of field name to value", value)
-    return value
 
 
 class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
@@ -155,7 +132,7 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
             enable_prompt_expansion=coerce_rendered("enable_prompt_expansion", self.enable_prompt_expansion),
             fast_pretreatment=coerce_rendered("fast_pretreatment", self.fast_pretreatment),
             model=self.model,
-            extra_body=rendered_extra_body(self.extra_body),
+            extra_body=rendered_mapping("extra_body", self.extra_body) or {},
         )
 
     def _resolve_frames(self) -> dict[str, ResolvedFrame]:

@@ -32,10 +32,11 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_hailuo.api import HailuoAPIError, HailuoError, TaskResult
+from airflow_provider_hailuo.api import HailuoAPIError, HailuoError, HailuoValidationError, TaskResult
 from airflow_provider_hailuo.compat import first_reschedule_time
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.hooks.retry import is_not_found, is_retryable_read
+from airflow_provider_hailuo.rendered import rendered_task_id
 from airflow_provider_hailuo.triggers.hailuo import (
     HailuoTaskTrigger,
     WaitOutcome,
@@ -108,12 +109,10 @@ class HailuoTaskSensor(BaseSensorOperator):
         return self._started_at
 
     def _check_task_id(self) -> str:
-        task_id = self.hailuo_task_id
-        if task_id is None or not str(task_id).strip() or str(task_id) == "None":
-            raise AirflowFailException(
-                f"hailuo_task_id is empty ({task_id!r}): the upstream submit returned no task id"
-            )
-        return str(task_id)
+        try:
+            return rendered_task_id(self.hailuo_task_id)
+        except HailuoValidationError as err:
+            raise AirflowFailException(str(err)) from err
 
     def poke(self, context: Any) -> bool | PokeReturnValue:
         task_id = self._check_task_id()

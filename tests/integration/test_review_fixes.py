@@ -209,3 +209,20 @@ def test_tls_checks_off_applies_to_downloads_too(monkeypatch):
         "AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri("https://x.test", "k", {"verify": False})
     )
     assert HailuoHook()._download_session.verify is False
+
+
+# -- 12 --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("empty", [None, "", "  ", "None"])
+def test_an_empty_task_id_from_upstream_fails_at_once_without_a_call(hailuo_conn, tmp_path, empty):
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    from airflow_provider_hailuo.sensors.hailuo import HailuoTaskSensor
+
+    sensor = HailuoTaskSensor(task_id="w", hailuo_task_id=empty, deferrable=True)
+    download = HailuoDownloadVideoOperator(
+        task_id="d", hailuo_task_id=empty, destination=tmp_path.as_uri() + "/"
+    )
+    for run in (lambda: sensor.execute(context={}), lambda: download.execute(context={})):
+        with pytest.raises(AirflowFailException, match=r"hailuo_task_id.*upstream submit returned no task id"):
+            run()
+    assert hailuo_conn.counters()["polls"] == 0 and list(tmp_path.iterdir()) == []
