@@ -48,7 +48,10 @@ def test_four_videos_land_in_s3_through_deferred_sensors(airflow_deployment, emu
     downloads = run.xcoms("generate.download")
     assert sorted(downloads) == [0, 1, 2, 3]
     keys = s3_server.keys(bucket)
-    assert keys == sorted(f"daily/{run.ds}/{task_id}.mp4" for task_id in submitted.values())
+    # Beside each video: its poster (.jpg) and its manifest (.json), and nothing else.
+    assert keys == sorted(
+        f"daily/{run.ds}/{task_id}.{ext}" for task_id in submitted.values() for ext in ("jpg", "json", "mp4")
+    )
     for map_index, landed in downloads.items():
         assert landed["task_id"] == submitted[map_index]
         key = landed["uri"].removeprefix(f"s3://{bucket}/")

@@ -86,7 +86,8 @@ def test_worker_killed_mid_upload_to_s3_leaves_no_object_and_the_retry_lands_it(
     (landed,) = run.xcoms("generate.download").values()
     assert landed["bytes"] == VIDEO_BYTES
     key = landed["uri"].removeprefix(f"s3://{bucket}/")
-    assert s3_server.keys(bucket) == [key]
+    # The video, and its poster and manifest beside it (written after the video): nothing else.
+    assert s3_server.keys(bucket) == [key.removesuffix(".mp4") + ext for ext in (".jpg", ".json", ".mp4")]
     body = s3_server.read(bucket, key)
     assert len(body) == VIDEO_BYTES
     assert _sha256(body) == landed["sha256"]
@@ -122,10 +123,11 @@ def test_worker_killed_mid_write_to_a_local_folder_leaves_no_file_and_the_retry_
     assert run.tries("generate.download") == [2]
     (landed,) = run.xcoms("generate.download").values()
     path = Path(landed["uri"].removeprefix("file://"))
-    assert visible() == [path]
+    landed_files = [path.with_suffix(ext) for ext in (".jpg", ".json", ".mp4")]  # poster, manifest, video
+    assert visible() == landed_files
     assert path.stat().st_size == VIDEO_BYTES
     assert _sha256(path.read_bytes()) == landed["sha256"]
     # The killed try's hidden `.part` may stay behind (nothing ran to remove it); never a final name.
-    leftovers = [p for p in files() if p != path]
+    leftovers = [p for p in files() if p not in landed_files]
     assert all(p.name.startswith(".") and p.name.endswith(".part") for p in leftovers), leftovers
     assert emulator.counters()["submits"] == 1
