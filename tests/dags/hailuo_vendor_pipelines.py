@@ -49,22 +49,27 @@ with DAG(
     )
 
 
-#: Where the ObjectStoragePath DAG's first frame is; a test sets it before loading this file.
-FRAME_PATH = os.environ.get("HAILUO_TEST_FRAME_PATH", "s3://hailuo-test-frames/first.png")
+#: Where the ObjectStoragePath DAG's first frame is; the test sets it before loading this file.
+FRAME_PATH = os.environ.get("HAILUO_TEST_FRAME_PATH")
 
-with DAG(
-    "hailuo_test_vendor_object_storage_path",
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    default_args={"retries": 2, "retry_delay": timedelta(0)},
-) as object_storage_path:
-    # An ObjectStoragePath that carries its own connection: image_conn_id is not needed.
-    submit = HailuoSubmitVideoOperator(
-        task_id="submit",
-        prompt="a frame from a bucket",
-        image_url=ObjectStoragePath(FRAME_PATH, conn_id=S3_CONN_ID),
-    )
-    HailuoTaskSensor(
-        task_id="wait", hailuo_task_id=submit.output, poll_interval=0.2, deferrable=True, timeout=120
-    )
+# Built only when asked for: an ObjectStoragePath attaches its store when it is constructed, and
+# Airflow caches that store per (protocol, conn_id) for the process. Built while the S3 connection
+# is not defined (any other test loading this file), it would leave a store aimed at real AWS in
+# the cache for every later test that uses the same connection id.
+if FRAME_PATH:
+    with DAG(
+        "hailuo_test_vendor_object_storage_path",
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        default_args={"retries": 2, "retry_delay": timedelta(0)},
+    ) as object_storage_path:
+        # An ObjectStoragePath that carries its own connection: image_conn_id is not needed.
+        osp_submit = HailuoSubmitVideoOperator(
+            task_id="submit",
+            prompt="a frame from a bucket",
+            image_url=ObjectStoragePath(FRAME_PATH, conn_id=S3_CONN_ID),
+        )
+        HailuoTaskSensor(
+            task_id="wait", hailuo_task_id=osp_submit.output, poll_interval=0.2, deferrable=True, timeout=120
+        )
