@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,7 @@ os.environ.setdefault("HAILUO_POLL_INTERVAL", "0.2")
 os.environ.setdefault("HAILUO_RETRY_DELAY_SECONDS", "0")
 
 from airflow_provider_hailuo.emulator.server import EmulatorServer  # noqa: E402
+from tests.support.connections import hailuo_conn_json as hailuo_conn_uri  # noqa: E402
 
 EMULATOR_KEY = "emulator-test-key-9f3c2a"
 
@@ -90,9 +92,10 @@ def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
     emulator_server.reset()
 
 
-def hailuo_conn_uri(url: str, key: str, extra: dict | None = None) -> str:
-    """The JSON form of AIRFLOW_CONN_HAILUO_DEFAULT."""
-    return json.dumps({"conn_type": "hailuo", "host": url, "password": key, "extra": extra or {}})
+def pytest_sessionfinish(session, exitstatus):
+    """Remove this session's private AIRFLOW_HOME (HAILUO_KEEP_AIRFLOW_HOME=1 keeps it)."""
+    if not os.environ.get("HAILUO_KEEP_AIRFLOW_HOME"):
+        shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
 
 
 @pytest.fixture

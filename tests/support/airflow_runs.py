@@ -184,6 +184,11 @@ def run_dag(dag, run_conf: dict[str, Any] | None = None) -> RunOutcome:
                 xcom.key == "return_value",
             )
         ).all()
+        from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
         for row in rows:
-            outcome.xcoms[(row.task_id, row.map_index)] = xcom.deserialize_value(row)
+            # Airflow 3's column is JSON, already decoded: decoding it again would turn a numeric
+            # task id string ("3615...") into an int.
+            value = row.value if AIRFLOW_V_3_0_PLUS else xcom.deserialize_value(row)
+            outcome.xcoms[(row.task_id, row.map_index)] = value
     return outcome
