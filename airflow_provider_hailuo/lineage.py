@@ -53,6 +53,9 @@ def report_write(path: Any, uri: str) -> None:
     try:
         from airflow.providers.common.compat.sdk import get_hook_lineage_collector
 
-        get_hook_lineage_collector().add_output_asset(context=path, uri=uri)
+        collector: Any = get_hook_lineage_collector()
+        # Airflow 3 names it an asset; Airflow 2 (2.10+) a dataset.
+        add_output = getattr(collector, "add_output_asset", None) or collector.add_output_dataset
+        add_output(context=path, uri=uri)
     except Exception as err:
         log.debug("Hook lineage not reported for %s: %s", uri, err)
