@@ -197,6 +197,7 @@ def resolve_frame(
         raise rules.fail(f"must be {_FORMS}", value)
     try:
         path = ObjectStoragePath(value, conn_id=conn_id or None)
+        path.fs  # noqa: B018 - Airflow 2 finds the filesystem lazily: an unknown store fails here
     except (ValueError, ImportError) as err:
         raise rules.fail(f"names a store this worker cannot open ({err})", value) from err
     return _from_object_store(path, rules, sign_expiry_s)

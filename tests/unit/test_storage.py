@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from airflow.sdk import ObjectStoragePath
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_hailuo.api import HailuoDownloadError
 from airflow_provider_hailuo.storage import land_stream, read_ahead
