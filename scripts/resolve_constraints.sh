@@ -19,6 +19,8 @@
 #   API that `dag.test()` runs tasks through breaks on newer ones (3.0: every request body is
 #   refused as "Input should be a valid dictionary"; 3.2: fastapi >= 0.137 cannot build the
 #   discriminated state-payload model). 3.1 and 3.3 cap fastapi themselves (<0.118, <0.137).
+# - universal-pathlib on 3.0, whose airflow-core leaves it open: its ObjectStoragePath is written for
+#   0.2.x and refuses every path under 0.3 ("detected protocol file which is incompatible").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +31,7 @@ declare -A AIRFLOW=([2.11]=2.11.2 [3.0]=3.0.6 [3.1]=3.1.8 [3.2]=3.2.2 [3.3]=3.3.
 BOTO="boto3==1.43.117 botocore==1.43.117"
 declare -A PINS=(
     [2.11]="$BOTO"
-    [3.0]="$BOTO fastapi<0.117 cadwyn<6"
+    [3.0]="$BOTO fastapi<0.117 cadwyn<6 universal-pathlib<0.3"
     [3.1]="$BOTO"
     [3.2]="$BOTO fastapi<0.137 cadwyn<9"
     [3.3]="$BOTO"
