@@ -175,7 +175,7 @@ def resolve_frame(
     if isinstance(value, ObjectStoragePath):
         if _protocol(value) in LOCAL_PROTOCOLS:
             return _from_local_file(Path(value.path), rules, accepts_data_url)
-        if conn_id and not value.conn_id:
+        if conn_id and not _conn_id_of(value):
             value = ObjectStoragePath(_plain_uri(value), conn_id=conn_id)
         return _from_object_store(value, rules, sign_expiry_s)
     if not isinstance(value, str) or not value.strip():
@@ -201,6 +201,12 @@ def resolve_frame(
     except (ValueError, ImportError) as err:
         raise rules.fail(f"names a store this worker cannot open ({err})", value) from err
     return _from_object_store(path, rules, sign_expiry_s)
+
+
+def _conn_id_of(path: ObjectStoragePath) -> str | None:
+    """The path's connection: an attribute on Airflow 3, a storage option on Airflow 2."""
+    conn_id = getattr(path, "conn_id", None)
+    return conn_id if conn_id is not None else path.storage_options.get("conn_id")
 
 
 def _protocol(path: ObjectStoragePath) -> str:
@@ -289,7 +295,7 @@ def _from_object_store(path: ObjectStoragePath, rules: _Rules, sign_expiry_s: in
         raise rules.fail(f"must name an existing object, but {uri} does not exist") from None
     except PermissionError as err:
         raise rules.fail(
-            f"must be readable with connection {path.conn_id!r}, but {uri} is not ({err})"
+            f"must be readable with connection {_conn_id_of(path)!r}, but {uri} is not ({err})"
         ) from None
     if info.get("type") == "directory":
         raise rules.fail(f"must name an object, but {uri} is a folder")
