@@ -40,7 +40,7 @@ def daily(destination: Path, **conf):
 
 
 def test_daily_content_lands_every_video_with_the_reported_sha256(airflow_db, hailuo_conn, destination):
-    hailuo_conn.configure(generation_seconds=6)  # still rendering when each wait starts: it defers
+    hailuo_conn.configure(generation_seconds=10)  # still rendering when the first wait starts: it defers
     outcome = daily(destination)
     assert outcome.state == "success"
     # The first wait found its video rendering and handed over to the trigger (DEFERRED), whose
