@@ -1,11 +1,12 @@
 """
-HailuoHook: the only place that knows the service's URLs, headers and key.
+HailuoHook: the only place that sends anything to the service, and the only holder of the key.
 
-It is a plain ``BaseHook`` using ``requests`` with the http provider's TCP keep-alive adapter,
-not a subclass of the http provider's ``HttpHook``: that class defaults to Basic auth and copies
-every connection extra into the request headers (neither may happen to an API key), so every part
-of it would be overridden, and its module imports aiohttp eagerly, ~90 ms added to every worker
-task that imports this hook. aiohttp is imported only where it runs: in the triggerer.
+What goes on the wire is the connection's dialect's (``dialects/``: paths, field names, how an
+answer is read); the hook sends it, sync on workers (``requests``, with requests-toolbelt's TCP
+keep-alive adapter) and async in the triggerer (``aiohttp`` on one shared session), with one retry
+policy for both. It is a plain ``BaseHook``, not the http provider's ``HttpHook``: that class
+defaults to Basic auth and copies every connection extra into the request headers (neither may
+happen to an API key), and its module imports aiohttp eagerly, ~90 ms added to every worker task.
 """
 
 from __future__ import annotations
