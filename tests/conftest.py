@@ -25,7 +25,8 @@ TEST_DAGS = Path(__file__).resolve().parent / "dags"
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="hailuo-airflow-home-"))
 # Read from the installed distribution: importing airflow (version_compat too) would read its
 # configuration before the environment below is in place.
-AIRFLOW_2 = int(version("apache-airflow").split(".")[0]) < 3
+AIRFLOW_LINE = tuple(int(part) for part in version("apache-airflow").split(".")[:2])
+AIRFLOW_2 = AIRFLOW_LINE < (3, 0)
 
 os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
@@ -56,6 +57,22 @@ else:
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 os.environ.setdefault("HAILUO_POLL_INTERVAL", "0.2")
 os.environ.setdefault("HAILUO_RETRY_DELAY_SECONDS", "0")
+
+if AIRFLOW_LINE == (3, 0):
+    # Airflow 3.0 runs dag.test()'s tasks in this process without configuring structlog, whose
+    # default prints DEBUG lines, among them every message to the supervisor (a MaskSecret carries
+    # the secret it masks), and draws tracebacks in boxes that wrap an error's message. Later
+    # versions configure it themselves: INFO, plain tracebacks.
+    import logging
+
+    import structlog
+
+    renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+    processors = [p for p in structlog.get_config()["processors"] if not isinstance(p, type(renderer))]
+    structlog.configure(
+        processors=[*processors, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    )
 
 from airflow_provider_hailuo.emulator.server import EmulatorServer  # noqa: E402
 from tests.support.connections import hailuo_conn_json as hailuo_conn_uri  # noqa: E402

@@ -10,6 +10,9 @@ Works on every supported Airflow (2.11 to 3.3). What differs between versions, a
   straight from the ``TaskDeferred`` exception). So the proof that a task waited in a trigger, the
   same on every version, is ``RunOutcome.deferrals``: every trigger a task instance handed its wait
   to, with the event that resumed it.
+- Assets (datasets on 2.x) named in outlets must be known to the database for a task to emit
+  events: 3.1+ ``dag.test()`` writes the DAG from its bundle first, 2.x and 3.0 do not, so
+  ``_write_dag_to_db()`` does it there the way the DAG processor would.
 - On 3.0 to 3.2, ``dag.test()`` builds a new in-process Execution API app (seconds of route
   generation) for every task it runs, and sends the first request before the app's lifespan has
   set up its service registry. 3.3 builds one app per process; ``_one_in_process_api_server()``
@@ -156,12 +159,39 @@ def _one_in_process_api_server() -> None:
     supervisor.in_process_api_server = in_process_api_server
 
 
+def _write_dag_to_db(dag) -> None:
+    """On 2.x and 3.0 record the DAG and its assets as parsed, as 3.1+ ``dag.test()`` does itself."""
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
+
+    if AIRFLOW_V_3_1_PLUS:
+        return
+    if not AIRFLOW_V_3_0_PLUS:
+        dag.sync_to_db()  # DagModel and DatasetModel rows: a dataset event needs its DatasetModel
+        return
+    # 3.0: an outlet asset must be active, which only a DAG written from a bundle makes it.
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.models.dag import DAG as SchedulerDAG
+    from airflow.serialization.serialized_objects import LazyDeserializedDAG, SerializedDAG
+
+    manager = DagBundlesManager()
+    manager.sync_bundles_to_db()
+    fileloc = Path(dag.fileloc).resolve()
+    bundle = next(
+        (b for b in manager.get_all_dag_bundles() if fileloc.is_relative_to(Path(b.path).resolve())), None
+    )
+    if bundle is None:
+        return  # a DAG outside the bundles runs as before, without asset events
+    dag.relative_fileloc = str(fileloc.relative_to(Path(bundle.path).resolve()))  # as DagBag sets it
+    SchedulerDAG.bulk_write_to_db(bundle.name, None, [LazyDeserializedDAG(data=SerializedDAG.to_dict(dag))])
+
+
 def run_dag(dag, run_conf: dict[str, Any] | None = None) -> RunOutcome:
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     _one_in_process_api_server()
+    _write_dag_to_db(dag)
     xcom = xcom_model()
     deferred: dict[tuple[str, int], list[Deferral]] = {}
     with _recording_deferrals(deferred):
