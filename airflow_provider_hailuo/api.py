@@ -317,17 +317,6 @@ class VideoRequest:
         except (TypeError, ValueError) as err:
             raise HailuoValidationError("extra_body", f"must be JSON-serialisable: {err}") from None
 
-    def to_body(self) -> dict[str, Any]:
-        """
-        The JSON body of PPInfra's ``POST /v3/async/<model>``, for the hook until it uses a dialect.
-
-        It is PPInfra's dialect that builds it, so the two cannot drift apart; a request PPInfra does
-        not take (a last frame, a ``data:`` frame) is refused here, before anything is sent.
-        """
-        from airflow_provider_hailuo.dialects.ppinfra import PPInfraDialect
-
-        return dict(PPInfraDialect().validate(self).call.json or {})
-
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}

@@ -283,10 +283,16 @@ def test_the_old_default_is_hailuo_02_with_its_rules_on_every_vendor():
 
 
 # --------------------------------------------------------------------------------------------------
-# PPInfra's body (the hook's until it uses a dialect)
+# PPInfra's body
 # --------------------------------------------------------------------------------------------------
+def ppinfra_body(request: VideoRequest) -> dict:
+    from airflow_provider_hailuo.dialects.ppinfra import PPInfraDialect
+
+    return dict(PPInfraDialect().validate(request).call.json or {})
+
+
 def test_body_has_defaults_and_omits_absent_image():
-    assert VideoRequest(prompt="p").to_body() == {
+    assert ppinfra_body(VideoRequest(prompt="p")) == {
         "prompt": "p",
         "duration": 6,
         "resolution": "768P",
@@ -294,10 +300,10 @@ def test_body_has_defaults_and_omits_absent_image():
     }
 
 
-def test_to_body_refuses_what_ppinfra_does_not_take():
+def test_ppinfra_refuses_what_it_does_not_take():
     with pytest.raises(HailuoValidationError, match="end_image_url"):
-        VideoRequest(prompt="p", image_url=FIRST, end_image_url=LAST).to_body()
-    assert VideoRequest(prompt="p", image_url=FIRST).to_body()["image_url"] == FIRST
+        ppinfra_body(VideoRequest(prompt="p", image_url=FIRST, end_image_url=LAST))
+    assert ppinfra_body(VideoRequest(prompt="p", image_url=FIRST))["image_url"] == FIRST
 
 
 # --------------------------------------------------------------------------------------------------
