@@ -7,11 +7,36 @@ the few behaviours that library does not cover.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 
-__all__ = ["AIRFLOW_V_3_0_PLUS", "AIRFLOW_V_3_3_PLUS", "first_reschedule_time"]
+__all__ = [
+    "AIRFLOW_V_3_0_PLUS",
+    "AIRFLOW_V_3_3_PLUS",
+    "first_reschedule_time",
+    "parse_first_reschedule_date",
+]
+
+
+def parse_first_reschedule_date(context: Any) -> None:
+    """
+    Airflow 3.0's task instance hands the first reschedule date over as ISO text, and its own
+    reschedule-mode sensor then fails at the second reschedule subtracting it from a datetime.
+    Wrap the task instance's getter so every reader (the base sensor too) gets a datetime.
+    """
+    ti = context["ti"]
+    getter = getattr(ti, "get_first_reschedule_date", None)
+    if getter is None or getattr(getter, "_hailuo_parses_text", False):
+        return
+
+    def get_first_reschedule_date(ctx: Any) -> Any:
+        first = getter(ctx)
+        return datetime.fromisoformat(first) if isinstance(first, str) else first
+
+    get_first_reschedule_date._hailuo_parses_text = True  # type: ignore[attr-defined]
+    object.__setattr__(ti, "get_first_reschedule_date", get_first_reschedule_date)
 
 
 def first_reschedule_time(context: Any) -> float | None:
@@ -23,7 +48,8 @@ def first_reschedule_time(context: Any) -> float | None:
     ti = context["ti"]
     getter = getattr(ti, "get_first_reschedule_date", None)
     if getter is not None:  # Airflow 3: asks the API server
-        first = getter(context)
+        parse_first_reschedule_date(context)
+        first = ti.get_first_reschedule_date(context)
         return first.timestamp() if first is not None else None
     return _first_reschedule_time_v2(ti)
 

@@ -33,7 +33,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_hailuo.api import HailuoAPIError, HailuoError, HailuoValidationError, TaskResult
-from airflow_provider_hailuo.compat import first_reschedule_time
+from airflow_provider_hailuo.compat import first_reschedule_time, parse_first_reschedule_date
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.hooks.retry import is_not_found, is_retryable_read
 from airflow_provider_hailuo.rendered import rendered_task_id
@@ -141,6 +141,8 @@ class HailuoTaskSensor(BaseSensorOperator):
 
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
+            if self.reschedule:
+                parse_first_reschedule_date(context)  # Airflow 3.0's base sensor needs it too
             try:
                 return super().execute(context)
             except AirflowSensorTimeout as err:
