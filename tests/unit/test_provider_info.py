@@ -50,8 +50,16 @@ def airflow_json(*args: str, home) -> list[dict]:
         env={**os.environ, "AIRFLOW_HOME": str(home)},
         check=True,
     )
-    (line,) = [line for line in done.stdout.splitlines() if line.startswith("[")]
-    return json.loads(line)
+    # The JSON is the one line that parses as a list (3.0 also logs lines that start with "[").
+    (rows,) = [json.loads(line) for line in done.stdout.splitlines() if _is_json_list(line)]
+    return rows
+
+
+def _is_json_list(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), list)
+    except ValueError:
+        return False
 
 
 def test_airflow_cli_lists_the_provider_and_the_connection_type(tmp_path):
