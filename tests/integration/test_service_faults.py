@@ -18,13 +18,12 @@ from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.operators.hailuo import HailuoDownloadVideoOperator
 from airflow_provider_hailuo.triggers.hailuo import HailuoTaskTrigger
 from tests.conftest import EMULATOR_KEY, hailuo_conn_uri
+from tests.integration.test_hook import wait_until_finished
 
 
-def finished(hook: HailuoHook, task_id: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not hook.get_task_result(task_id).succeeded:
-        assert time.monotonic() < deadline, "the emulator never finished the task"
-        time.sleep(0.1)
+def finished(hook: HailuoHook, task_id: str) -> None:
+    result, _ = wait_until_finished(hook, task_id, limit=20)
+    assert result.succeeded, result
 
 
 def land(task_id: str, tmp_path) -> dict:
