@@ -163,21 +163,52 @@ class HailuoMalformedAnswerError(HailuoError):
     """A 2xx answer whose body is not what the contract says (a proxy's HTML page, say)."""
 
 
+class HailuoTransportError(HailuoError):
+    """
+    The exchange broke below HTTP: no answer was read (refused, reset, TLS, timeout...).
+
+    ``request_sent`` is where it broke, as the transport saw it: False only when not one byte of the
+    request had been handed to the socket, so the service cannot have seen it (a submit may then be
+    sent again); True when the service may have received the request.
+    """
+
+    def __init__(self, message: str, *, request_sent: bool) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
+
+
 class HailuoSubmitUncertainError(HailuoError):
     """
     A submit whose outcome is unknown: the service may have created (and billed) the task.
 
-    Raised instead of retrying after a read timeout or an answer that does not prove the task was
-    not created, because a blind retry could buy the same video twice.
+    Raised instead of sending it again, because a blind resend could buy the same video twice; the
+    message says which connection, when the request went out, and where to look for the task.
     """
 
+    def __init__(self, message: str, *, conn_id: str | None = None, sent_at: str | None = None) -> None:
+        super().__init__(message)
+        self.conn_id = conn_id
+        self.sent_at = sent_at
+
     @classmethod
-    def because(cls, why: str) -> HailuoSubmitUncertainError:
+    def because(
+        cls,
+        why: str,
+        *,
+        conn_id: str | None = None,
+        sent_at: str | None = None,
+        console: str = "the vendor's console",
+    ) -> HailuoSubmitUncertainError:
         """The error with the one message every path uses: what happened and what to check."""
+        through = f" through connection {conn_id!r}" if conn_id else ""
+        when = f" sent at {sent_at}" if sent_at else ""
+        look = f"look in {console} for a task created at {sent_at}" if sent_at else f"look in {console}"
         return cls(
-            f"The Hailuo submission may have been accepted ({why}). It was NOT retried, to avoid paying "
-            "for a second video: check the provider's console for a new task before running this task "
-            "again."
+            f"The Hailuo submission{through} may have been accepted: {why} (request{when}). It was "
+            f"NOT sent again, to avoid paying for a second video: {look} before running this task "
+            "again.",
+            conn_id=conn_id,
+            sent_at=sent_at,
         )
 
 

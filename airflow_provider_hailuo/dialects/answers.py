@@ -3,29 +3,30 @@ Reading a service's answer, the parts every dialect shares: JSON bodies, HTTP er
 
 Each function takes what came back (status, headers, body bytes) and returns data or the exception
 that says what to do about it, so the sync and the async hook, and every vendor, decide alike.
+Whether a submit may be sent again is not decided here but in ``hooks/submit_rule.py``: an answer
+only contributes the fact it proves (``HailuoTransientError.nothing_created``).
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from airflow_provider_hailuo.api import (
     HailuoAPIError,
     HailuoAuthError,
-    HailuoError,
     HailuoMalformedAnswerError,
     HailuoNotFoundError,
-    HailuoSubmitUncertainError,
     HailuoTransientError,
     id_text,
 )
-from airflow_provider_hailuo.hooks.retry import parse_retry_after
 
-#: Error answers that prove a submit created nothing: rate limited, or the service is unavailable.
-NOTHING_CREATED_STATUSES = frozenset({429, 503})
+#: Whether a parsed error body is the vendor's own error document (not a gateway's page).
+VendorError = Callable[[Any], bool]
+
 #: How much of an error body is read for its message (the message itself is cut to 200 characters).
 _ERROR_BODY_BYTES = 64 * 1024
 _HTTP_ERRORS: Mapping[int, type[HailuoAPIError]] = {
@@ -35,30 +36,63 @@ _HTTP_ERRORS: Mapping[int, type[HailuoAPIError]] = {
 }
 
 
-def _words(body: bytes) -> tuple[str, str]:
-    """(reason, message) of an error body: "v3 async" JSON, MiniMax's ``base_resp``, or plain text."""
-    text = body[:_ERROR_BODY_BYTES].decode("utf-8", "replace")
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
     try:
-        data = json.loads(text)
+        return max(0.0, float(value))
     except ValueError:
-        return "", text
-    if not isinstance(data, Mapping):
-        return "", text
-    base_resp = data.get("base_resp")
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_document(body: bytes) -> Any:
+    """An error body's JSON, or None when it is not JSON (a gateway's HTML page, an empty body)."""
+    try:
+        return json.loads(body[:_ERROR_BODY_BYTES].decode("utf-8", "replace"))
+    except ValueError:
+        return None
+
+
+def _words(document: Any, body: bytes) -> tuple[str, str]:
+    """(reason, message) of an error body: "v3 async" JSON, MiniMax's ``base_resp``, or plain text."""
+    if not isinstance(document, Mapping):
+        return "", body[:_ERROR_BODY_BYTES].decode("utf-8", "replace")
+    base_resp = document.get("base_resp")
     status_msg = base_resp.get("status_msg") if isinstance(base_resp, Mapping) else None
-    return str(data.get("reason") or ""), str(data.get("message") or status_msg or "")
+    return str(document.get("reason") or ""), str(document.get("message") or status_msg or "")
+
+
+def no_vendor_error(document: Any) -> bool:
+    """The conservative default: no body proves that the vendor's own application answered."""
+    return False
 
 
 def http_error(
-    status: int, headers: Mapping[str, str], body: bytes, *, task_id: str | None, conn_id: str
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    task_id: str | None,
+    conn_id: str,
+    vendor_error: VendorError = no_vendor_error,
 ) -> HailuoAPIError:
     """
     The exception an HTTP error status means (API.md 3).
 
-    429 and 5xx are transient; of those only 429 and 503 prove that nothing was created. A 400 to a
-    call that names a task says the service does not know that id (its only input): not found.
+    429 and 5xx are transient. Of those only 429, and a 503 whose body is the vendor's own error
+    document, prove that a submit created nothing: a 503 or 502 with a gateway's HTML (or empty)
+    body may come from a proxy that had already forwarded the request. A 400 to a call that names
+    a task says the service does not know that id (its only input): not found.
     """
-    reason, message = _words(body)
+    document = error_document(body)
+    reason, message = _words(document, body)
     if status == 429 or status >= 500:
         return HailuoTransientError(
             status,
@@ -67,7 +101,7 @@ def http_error(
             task_id,
             conn_id,
             retry_after=parse_retry_after(headers.get("Retry-After")),
-            nothing_created=status in NOTHING_CREATED_STATUSES,
+            nothing_created=status == 429 or (status == 503 and vendor_error(document)),
         )
     kind = _HTTP_ERRORS.get(status, HailuoAPIError)
     if status == 400 and task_id is not None:
@@ -76,11 +110,17 @@ def http_error(
 
 
 def json_object(
-    status: int, headers: Mapping[str, str], body: bytes, *, task_id: str | None, conn_id: str
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    task_id: str | None,
+    conn_id: str,
+    vendor_error: VendorError = no_vendor_error,
 ) -> dict[str, Any]:
     """A 2xx answer's JSON object, or the exception the answer means."""
     if not 200 <= status < 300:
-        raise http_error(status, headers, body, task_id=task_id, conn_id=conn_id)
+        raise http_error(status, headers, body, task_id=task_id, conn_id=conn_id, vendor_error=vendor_error)
     try:
         data = json.loads(body)
     except ValueError:
@@ -90,36 +130,9 @@ def json_object(
     return data
 
 
-def for_submit(err: HailuoError) -> HailuoSubmitUncertainError | None:
-    """
-    Whether an error that answered a submit leaves the outcome unknown (then: the error to raise).
-
-    A transient answer that does not prove nothing was created (500, 502, 504, MiniMax 1000, 1001,
-    1024), or an answer that cannot be read, leaves the task possibly created and billed.
-    """
-    if isinstance(err, HailuoTransientError) and not err.nothing_created:
-        code = f" with status_code {err.code}" if err.code is not None else ""
-        return HailuoSubmitUncertainError.because(f"the service answered HTTP {err.status}{code}")
-    if isinstance(err, HailuoMalformedAnswerError):
-        return HailuoSubmitUncertainError.because(str(err))
-    return None
-
-
 def submitted_task_id(data: Mapping[str, Any]) -> str:
-    """The task id of an accepted submit; an answer without one leaves the outcome unknown."""
+    """The task id of an accepted submit; an answer without one cannot be read as either outcome."""
     task_id = id_text(data.get("task_id"))
     if task_id is None:
-        raise HailuoSubmitUncertainError.because("the answer carried no task_id")
+        raise HailuoMalformedAnswerError("the submit's answer carried no task_id")
     return task_id
-
-
-@contextmanager
-def submit_answer() -> Iterator[None]:
-    """Read a submit's answer: errors that leave the outcome unknown become "may have been accepted"."""
-    try:
-        yield
-    except (HailuoTransientError, HailuoMalformedAnswerError) as err:
-        uncertain = for_submit(err)
-        if uncertain is None:
-            raise
-        raise uncertain from err

@@ -83,6 +83,8 @@ class Dialect(ABC):
 
     #: The vendor's name, as the connection's ``api`` extra spells it.
     name: ClassVar[str]
+    #: Where a person looks for a task the provider cannot tell was created (named in the error).
+    console: ClassVar[str]
     #: Whether the vendor takes frames as ``data:`` URLs (a local file can then be sent inline).
     accepts_data_url: ClassVar[bool]
     #: The catalogue models the vendor sells, by neutral name.
@@ -190,9 +192,11 @@ class Dialect(ABC):
         """
         The task id of a submit's answer.
 
-        Raises :class:`HailuoTransientError` with ``nothing_created=True`` when the submit may be sent
-        again, :class:`HailuoSubmitUncertainError` when the task may exist, any other
-        :class:`HailuoAPIError` when it must fail at once.
+        Raises :class:`HailuoTransientError` with ``nothing_created=True`` only when the answer
+        proves the vendor's own application refused it (429, its own 503, MiniMax 1002),
+        :class:`HailuoMalformedAnswerError` for an answer that cannot be read, any other
+        :class:`HailuoAPIError` for what the service said. What may be sent again is decided from
+        these by ``hooks/submit_rule.py``, for every vendor alike.
         """
 
     # ----------------------------------------------------------------------------------------------

@@ -27,7 +27,13 @@ from airflow_provider_hailuo.api import (
     loose_int,
     service_text,
 )
-from airflow_provider_hailuo.dialects.answers import json_object, submit_answer, submitted_task_id
+from airflow_provider_hailuo.dialects.answers import (
+    error_document,
+    http_error,
+    json_object,
+    parse_retry_after,
+    submitted_task_id,
+)
 from airflow_provider_hailuo.dialects.base import Dialect, HttpCall
 from airflow_provider_hailuo.dialects.models import Offer
 
@@ -57,14 +63,18 @@ MEANINGS: Mapping[int, str] = {
     1026: "input flagged as sensitive",
     1027: "generated video flagged as sensitive",
     2013: "invalid parameters",
+    2049: "invalid API key",
+    1041: "connection limit",
+    2045: "rate growth limit",
 }
 _Error = Callable[..., HailuoAPIError]
-#: What each code means for a submit. Codes not listed (1000, 1001, 1024, unknown) may heal, but
-#: do not prove that nothing was created: a submit answered so may have been accepted.
+#: What each code means for a submit. Codes not listed (1000, 1001, 1024, 1041, 2045, unknown) may
+#: heal, but do not prove that nothing was created: a submit answered so may have been accepted.
 SUBMIT_ERRORS: Mapping[int, _Error] = {
     1002: partial(HailuoTransientError, retry_after=RATE_LIMIT_WAIT, nothing_created=True),
     1004: HailuoAuthError,
     1008: HailuoAuthError,
+    2049: HailuoAuthError,
     1026: HailuoContentRefusedError,
     1027: HailuoContentRefusedError,
     2013: HailuoAPIError,
@@ -99,10 +109,19 @@ def base_resp_error(
     )
 
 
+def _with_retry_after(error: HailuoAPIError | None, headers: Mapping[str, str]) -> HailuoAPIError | None:
+    """A ``Retry-After`` the answer carries beats the code's usual wait."""
+    seconds = parse_retry_after(headers.get("Retry-After"))
+    if isinstance(error, HailuoTransientError) and seconds is not None:
+        error.retry_after = seconds
+    return error
+
+
 class MiniMaxDialect(Dialect):
     """MiniMax (``api.minimax.io``, ``api.minimaxi.com``)."""
 
     name = "minimax"
+    console = "MiniMax's platform (video generation history and billing)"
     accepts_data_url = True
     prompt_expansion_field = "prompt_optimizer"
     passthrough_frames = ("first_frame_image", "last_frame_image")
@@ -133,12 +152,36 @@ class MiniMaxDialect(Dialect):
     def submit_http(self, model: str, body: Mapping[str, Any]) -> HttpCall:
         return HttpCall("POST", SUBMIT_PATH, json={"model": model, **body})
 
+    @staticmethod
+    def _answer(
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        table: Mapping[int, _Error],
+        *,
+        task_id: str | None,
+        conn_id: str,
+    ) -> tuple[dict[str, Any], HailuoAPIError | None]:
+        """
+        A 2xx answer's JSON and the error its ``base_resp`` carries; an error status raises, read by
+        its ``base_resp`` when it has one (a 503 with code 1002 was refused; a bare 503 proves nothing).
+        """
+        if not 200 <= status < 300:
+            document = error_document(body)
+            error = None
+            if isinstance(document, Mapping):
+                error = base_resp_error(document, status, table, task_id=task_id, conn_id=conn_id)
+            raise _with_retry_after(error, headers) or http_error(
+                status, headers, body, task_id=task_id, conn_id=conn_id
+            )
+        data = json_object(status, headers, body, task_id=task_id, conn_id=conn_id)
+        error = base_resp_error(data, status, table, task_id=task_id, conn_id=conn_id)
+        return data, _with_retry_after(error, headers)
+
     def parse_submit(self, status: int, headers: Mapping[str, str], body: bytes, *, conn_id: str) -> str:
-        with submit_answer():
-            data = json_object(status, headers, body, task_id=None, conn_id=conn_id)
-            error = base_resp_error(data, status, SUBMIT_ERRORS, task_id=None, conn_id=conn_id)
-            if error is not None:
-                raise error
+        data, error = self._answer(status, headers, body, SUBMIT_ERRORS, task_id=None, conn_id=conn_id)
+        if error is not None:
+            raise error
         return submitted_task_id(data)
 
     def read_call(self, task_id: str) -> HttpCall:
@@ -147,8 +190,7 @@ class MiniMaxDialect(Dialect):
     def parse_read(
         self, status: int, headers: Mapping[str, str], body: bytes, *, task_id: str, conn_id: str
     ) -> TaskResult:
-        data = json_object(status, headers, body, task_id=task_id, conn_id=conn_id)
-        error = base_resp_error(data, status, READ_ERRORS, task_id=task_id, conn_id=conn_id)
+        data, error = self._answer(status, headers, body, READ_ERRORS, task_id=task_id, conn_id=conn_id)
         raw_status = data.get("status")
         if isinstance(error, HailuoContentRefusedError):
             # The generation ran and its input or output was refused: a failed task, not an outage.
@@ -186,8 +228,7 @@ class MiniMaxDialect(Dialect):
     def parse_link(
         self, status: int, headers: Mapping[str, str], body: bytes, *, task_id: str, conn_id: str
     ) -> str:
-        data = json_object(status, headers, body, task_id=task_id, conn_id=conn_id)
-        error = base_resp_error(data, status, READ_ERRORS, task_id=task_id, conn_id=conn_id)
+        data, error = self._answer(status, headers, body, READ_ERRORS, task_id=task_id, conn_id=conn_id)
         if error is not None:
             raise error
         file = data.get("file")

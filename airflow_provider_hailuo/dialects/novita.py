@@ -19,6 +19,7 @@ class NovitaDialect(PPInfraDialect):
     """Novita AI (``api.novita.ai``)."""
 
     name = "novita"
+    console = "Novita AI's console (task list and billing)"
     accepts_data_url = True
     passthrough_frames = ("image", "end_image")
     offers: ClassVar[Mapping[str, Offer]] = {

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from airflow_provider_hailuo.api import TaskResult
-from airflow_provider_hailuo.dialects.answers import json_object, submit_answer, submitted_task_id
+from airflow_provider_hailuo.dialects.answers import json_object, submitted_task_id
 from airflow_provider_hailuo.dialects.base import Dialect, HttpCall
 from airflow_provider_hailuo.dialects.models import Offer
 
@@ -33,6 +33,7 @@ class PPInfraDialect(Dialect):
     """PPInfra (``api.ppinfra.com``) and any other host of the seed's API."""
 
     name = "ppinfra"
+    console = "PPInfra's console (task list and billing)"
     accepts_data_url = False
     prompt_expansion_field = "enable_prompt_expansion"
     passthrough_frames: ClassVar[tuple[str, str | None]] = ("image_url", None)
@@ -46,12 +47,27 @@ class PPInfraDialect(Dialect):
         "hailuo-2.3-fast": V3_HAILUO_23_FAST,
     }
 
+    @staticmethod
+    def is_vendor_error(document: Any) -> bool:
+        """
+        The family's own error document, ``{"code", "reason", "message"}`` (API.md 3): a gateway's
+        HTML page, an empty body or another proxy's JSON (``{"message": ...}``) is not it.
+        """
+        return (
+            isinstance(document, Mapping)
+            and isinstance(document.get("reason"), str)
+            and bool(document["reason"])
+            and "code" in document
+            and "message" in document
+        )
+
     def submit_http(self, model: str, body: Mapping[str, Any]) -> HttpCall:
         return HttpCall("POST", f"/v3/async/{model}", json=body)
 
     def parse_submit(self, status: int, headers: Mapping[str, str], body: bytes, *, conn_id: str) -> str:
-        with submit_answer():
-            data = json_object(status, headers, body, task_id=None, conn_id=conn_id)
+        data = json_object(
+            status, headers, body, task_id=None, conn_id=conn_id, vendor_error=self.is_vendor_error
+        )
         return submitted_task_id(data)
 
     def read_call(self, task_id: str) -> HttpCall:
@@ -60,5 +76,7 @@ class PPInfraDialect(Dialect):
     def parse_read(
         self, status: int, headers: Mapping[str, str], body: bytes, *, task_id: str, conn_id: str
     ) -> TaskResult:
-        data = json_object(status, headers, body, task_id=task_id, conn_id=conn_id)
+        data = json_object(
+            status, headers, body, task_id=task_id, conn_id=conn_id, vendor_error=self.is_vendor_error
+        )
         return TaskResult.from_json(data, task_id)

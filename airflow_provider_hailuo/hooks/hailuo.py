@@ -26,6 +26,8 @@ from airflow.providers.common.compat.sdk import BaseHook
 if TYPE_CHECKING:
     import requests
 
+from datetime import UTC
+
 from airflow_provider_hailuo.api import (
     HailuoAPIError,
     HailuoAuthError,
@@ -35,6 +37,7 @@ from airflow_provider_hailuo.api import (
     HailuoMalformedAnswerError,
     HailuoNotFoundError,
     HailuoSubmitUncertainError,
+    HailuoTransportError,
     TaskResult,
     VideoRequest,
     check_http_url,
@@ -47,12 +50,8 @@ from airflow_provider_hailuo.hooks.connection import (
     connection_settings,
     form_widgets,
 )
-from airflow_provider_hailuo.hooks.retry import (
-    is_connect_failure,
-    is_retryable_read,
-    is_retryable_submit,
-    retry_kwargs,
-)
+from airflow_provider_hailuo.hooks.retry import is_retryable_read, retry_kwargs
+from airflow_provider_hailuo.hooks.submit_rule import SubmitVerdict, may_send_again, submit_verdict
 
 USER_AGENT = "airflow-provider-hailuo"
 #: A connection test answers within about this many seconds: one attempt, short timeouts.
@@ -179,15 +178,17 @@ class HailuoHook(BaseHook):
         """A keep-alive session carrying the key; connection extras never become headers."""
         if self._session is None:
             import requests
-            from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
+
+            from airflow_provider_hailuo.hooks.wire import WatchedAdapter
 
             settings = self.settings
             session = requests.Session()
             session.auth = _BearerAuth(settings.api_key)
             session.verify = settings.verify
             session.headers["User-Agent"] = USER_AGENT
-            # Keep-alive probes stop idle NAT/load-balancer paths from silently dropping the socket.
-            adapter = TCPKeepAliveAdapter(idle=120, count=20, interval=30)
+            # Keep-alive probes stop idle NAT/load-balancer paths from silently dropping the socket;
+            # the watch tells a failure before the first request byte from one after it.
+            adapter = WatchedAdapter(idle=120, count=20, interval=30)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             self._session = session
@@ -242,24 +243,43 @@ class HailuoHook(BaseHook):
         retryable: Callable[[BaseException], bool],
         attempts: int | None = None,
         timeout: tuple[float, float] | None = None,
+        fresh_connection: bool = False,
+        on_attempt: Callable[[], None] | None = None,
     ) -> T:
         """
         Send one call with its retry policy; ``parse`` (the dialect's) reads each answer inside the
         attempt, so a garbled 2xx is retried (or not) by the same rule on workers and in the triggerer.
+
+        A transport failure becomes :class:`HailuoTransportError` saying whether any request byte
+        had been written. ``fresh_connection`` never reuses a pooled socket: a keep-alive socket the
+        server closed while idle fails only after the request was written, which for a submit would
+        leave "may have been accepted" where nothing was.
         """
+        from airflow_provider_hailuo.hooks.wire import transport_error, watch_exchange
+
         session = self.get_conn()
         url = self.settings.url(call.path)
         for attempt in tenacity.Retrying(**self._retrying(what, retryable, attempts)):
             with attempt:
-                response = session.request(
-                    call.method,
-                    url,
-                    params=dict(call.params) or None,
-                    json=call.json,
-                    timeout=timeout or self.timeout,
-                    # Per request: a session's CA bundle would lose to REQUESTS_CA_BUNDLE.
-                    verify=self.settings.verify,
-                )
+                if fresh_connection:
+                    session.close()  # empties the pools; the session stays usable
+                if on_attempt is not None:
+                    on_attempt()
+                with watch_exchange() as exchange:
+                    try:
+                        response = session.request(
+                            call.method,
+                            url,
+                            params=dict(call.params) or None,
+                            json=call.json,
+                            timeout=timeout or self.timeout,
+                            # Per request: a session's CA bundle would lose to REQUESTS_CA_BUNDLE.
+                            verify=self.settings.verify,
+                        )
+                    except Exception as err:
+                        if _is_requests_error(err) or exchange.request_started:
+                            raise transport_error(err, exchange, self.settings.base_url) from err
+                        raise  # raised while preparing the request: nothing left this process
                 return parse(response.status_code, response.headers, response.content)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
@@ -275,24 +295,29 @@ class HailuoHook(BaseHook):
         import aiohttp  # only the triggerer pays for importing aiohttp, not every worker task
 
         from airflow_provider_hailuo.hooks.async_session import shared_client_session
+        from airflow_provider_hailuo.hooks.wire import aiohttp_transport_error
 
         settings = await self.asettings()
         timeout = aiohttp.ClientTimeout(sock_connect=self.timeout[0], total=sum(self.timeout))
         async with shared_client_session() as session:
             async for attempt in tenacity.AsyncRetrying(**self._retrying(what, retryable)):
                 with attempt:
-                    async with session.request(
-                        call.method,
-                        settings.url(call.path),
-                        params=dict(call.params) or None,
-                        json=call.json,
-                        headers={**settings.auth_header, "User-Agent": USER_AGENT},
-                        ssl=settings.ssl_context,
-                        proxy=settings.proxy,
-                        proxy_auth=settings.proxy_auth,
-                        timeout=timeout,
-                    ) as response:
-                        return parse(response.status, response.headers, await response.read())
+                    try:
+                        async with session.request(
+                            call.method,
+                            settings.url(call.path),
+                            params=dict(call.params) or None,
+                            json=call.json,
+                            headers={**settings.auth_header, "User-Agent": USER_AGENT},
+                            ssl=settings.ssl_context,
+                            proxy=settings.proxy,
+                            proxy_auth=settings.proxy_auth,
+                            timeout=timeout,
+                        ) as response:
+                            status, headers, body = response.status, response.headers, await response.read()
+                    except (TimeoutError, aiohttp.ClientError) as err:
+                        raise aiohttp_transport_error(err, settings.base_url) from err
+                    return parse(status, headers, body)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     # ----------------------------------------------------------------------------------------------
@@ -309,29 +334,31 @@ class HailuoHook(BaseHook):
         """
         Queue one paid generation and return its task id.
 
-        Retried only while the service provably created nothing (connect failure, 429, 503,
-        MiniMax's 1002). After a read timeout, a 500/502/504, an unknown MiniMax error or a garbled
-        answer it raises :class:`HailuoSubmitUncertainError` instead: the task may exist and be billed.
+        Sent again only while the evidence says the service created nothing (the rule in
+        ``hooks/submit_rule.py``); when the submission may have been accepted it raises
+        :class:`HailuoSubmitUncertainError`, naming the connection and when the request was sent.
         """
-        import requests
-
         resolved = self.validate(request)
         dialect = self.dialect
+        sent_at: list[str] = []
         try:
             task_id = self._send(
                 resolved.call,
                 partial(dialect.parse_submit, conn_id=self.hailuo_conn_id),
                 what="submit",
-                retryable=is_retryable_submit,
+                retryable=may_send_again,
+                fresh_connection=True,
+                on_attempt=lambda: sent_at.append(_utc_now()),
             )
-        except requests.RequestException as err:
-            if is_connect_failure(err):
-                raise HailuoError(
-                    f"Could not connect to the Hailuo API ({type(err).__name__}); nothing was submitted"
+        except HailuoError as err:
+            if submit_verdict(err) is SubmitVerdict.MAY_HAVE_BEEN_ACCEPTED:
+                raise HailuoSubmitUncertainError.because(
+                    str(err),
+                    conn_id=self.hailuo_conn_id,
+                    sent_at=sent_at[-1] if sent_at else None,
+                    console=dialect.console,
                 ) from err
-            raise HailuoSubmitUncertainError.because(
-                f"{type(err).__name__} after the request was sent"
-            ) from err
+            raise
         self.log.info(
             "Submitted Hailuo generation (%s, model %s): task_id=%s", dialect.name, resolved.model, task_id
         )
@@ -424,8 +451,6 @@ class HailuoHook(BaseHook):
         One attempt with short timeouts, so the form's Test button answers within about ten seconds,
         and a message that says what a person can act on.
         """
-        import requests
-
         try:
             settings = self.settings
         except HailuoAuthError:
@@ -443,11 +468,25 @@ class HailuoHook(BaseHook):
             return False, f"{settings.base_url} answered HTTP {err.status}: not the Hailuo API, or it is down"
         except HailuoMalformedAnswerError:
             return False, f"{settings.base_url} answered, but not like the Hailuo API (is the URL right?)"
-        except requests.RequestException as err:
-            return False, f"{settings.base_url} is unreachable ({type(err).__name__})"
+        except HailuoTransportError as err:
+            cause = type(err.__cause__ or err).__name__
+            return False, f"{settings.base_url} is unreachable ({cause})"
         except HailuoError as err:
             return False, str(err).replace(repr(self.hailuo_conn_id), "this connection")
         return True, f"Connection OK: {settings.base_url} accepted the API key"
+
+
+def _utc_now() -> str:
+    """When a submit went out, as a person compares it with a vendor's console (UTC, seconds)."""
+    from datetime import datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _is_requests_error(err: BaseException) -> bool:
+    import requests
+
+    return isinstance(err, requests.RequestException)
 
 
 def _dialect_of(settings: ConnectionSettings) -> Dialect:

@@ -2,17 +2,14 @@
 When a Hailuo call may be tried again, and how long to wait first.
 
 Reads and submits differ on purpose: a read repeated costs nothing, while a submit repeated after
-the service may already have accepted it buys a second video. Both policies are built here so the
-sync hook (workers) and the async hook (triggerer) retry the same way.
+the service may already have accepted it buys a second video (its rule: ``submit_rule.py``). Both
+policies are built here so the sync hook (workers) and the async hook (triggerer) retry alike.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,62 +20,24 @@ from airflow_provider_hailuo.api import (
     HailuoMalformedAnswerError,
     HailuoNotFoundError,
     HailuoTransientError,
+    HailuoTransportError,
 )
 
 log = logging.getLogger(__name__)
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: either delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _loaded(module: str, *names: str) -> tuple[type[BaseException], ...]:
-    """
-    A library's exception classes, if the library is loaded; if it is not, none can have been raised.
-
-    The HTTP libraries are imported where they are used (requests on workers, aiohttp in the
-    triggerer), not by merely importing this provider: DAG parsing and task start-up stay cheap.
-    """
-    loaded = sys.modules.get(module)
-    return tuple(getattr(loaded, name) for name in names) if loaded else ()
-
-
-def is_connect_failure(exc: BaseException) -> bool:
-    """True when the request provably never reached the service (refused, DNS, connect timeout)."""
-    if isinstance(exc, _loaded("requests.exceptions", "ConnectTimeout")):
-        return True
-    if isinstance(exc, _loaded("requests.exceptions", "ConnectionError")):
-        reason = exc.args[0] if exc.args else None
-        reason = getattr(reason, "reason", reason)
-        # A refused TLS handshake (untrusted certificate) also fails before the request is sent.
-        return isinstance(
-            reason, _loaded("urllib3.exceptions", "NewConnectionError", "ConnectTimeoutError", "SSLError")
-        )
-    return isinstance(exc, _loaded("aiohttp", "ClientConnectorError"))
-
-
 def is_retryable_read(exc: BaseException) -> bool:
-    """Reads are retried on anything that may heal: network trouble, 429, 5xx, a garbled answer."""
+    """
+    Reads are retried on anything that may heal: any transport failure (wherever it broke: a read
+    is free and changes nothing), 429, 5xx, a garbled answer.
+    """
     return isinstance(
         exc,
         (
+            HailuoTransportError,
             HailuoTransientError,
             HailuoMalformedAnswerError,
             asyncio.TimeoutError,
-            *_loaded("requests.exceptions", "ConnectionError", "Timeout", "ChunkedEncodingError"),
-            *_loaded("aiohttp", "ClientConnectionError", "ClientPayloadError"),
         ),
     )
 
@@ -91,13 +50,6 @@ def is_not_found(exc: BaseException) -> bool:
     return isinstance(exc, HailuoNotFoundError) or (
         isinstance(exc, HailuoAPIError) and exc.status in (400, 404)
     )
-
-
-def is_retryable_submit(exc: BaseException) -> bool:
-    """Submits are retried only where the service cannot have created the task (the dialect says)."""
-    if isinstance(exc, HailuoTransientError):
-        return exc.nothing_created
-    return is_connect_failure(exc)
 
 
 class wait_retry_after_or_backoff(tenacity.wait.wait_base):

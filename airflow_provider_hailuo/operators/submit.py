@@ -11,9 +11,8 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 from airflow_provider_hailuo.api import (
     CORE_FIELDS,
     DEFAULT_MODEL,
-    HailuoAPIError,
+    HailuoError,
     HailuoSubmitUncertainError,
-    HailuoTransientError,
     HailuoValidationError,
     TaskState,
     VideoRequest,
@@ -21,6 +20,7 @@ from airflow_provider_hailuo.api import (
 )
 from airflow_provider_hailuo.frames import ResolvedFrame, resolve_frame
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
+from airflow_provider_hailuo.hooks.submit_rule import SubmitVerdict, submit_verdict
 from airflow_provider_hailuo.rendered import rendered_mapping
 
 #: Fields a DAG author may set through a template; checked again after rendering.
@@ -29,6 +29,7 @@ FRAME_FIELDS = ("image_url", "end_image_url")
 #: Stands in for a frame in object storage while a DAG is parsed: the rules then see "a first frame
 #: is given" without reading the object (that happens before the submit, with the connection).
 _FRAME_PLACEHOLDER = "https://object-storage.invalid/frame"
+NOTHING_CREATED = SubmitVerdict.NOTHING_CREATED
 
 
 def is_object_frame(value: Any) -> bool:
@@ -186,12 +187,12 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
     def submit_job(self, context: Any) -> str:
         try:
             return self.hook.submit(self._request)
-        except HailuoSubmitUncertainError as err:
-            raise AirflowFailException(str(err)) from err
-        except HailuoAPIError as err:
-            if isinstance(err, HailuoTransientError):
-                raise  # nothing was created; an Airflow retry may try again later
-            raise AirflowFailException(str(err)) from err
+        except HailuoError as err:
+            if isinstance(err, HailuoSubmitUncertainError) or submit_verdict(err) is not NOTHING_CREATED:
+                # May have been accepted (an Airflow retry could buy a second video), or refused
+                # by the service for good: either way, no retry.
+                raise AirflowFailException(str(err)) from err
+            raise  # provably nothing was created: an Airflow retry may send it again later
 
     def get_job_status(self, external_id: Any, context: Any) -> str:
         return str(self.hook.get_task_result(str(external_id)).state)

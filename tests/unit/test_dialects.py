@@ -19,7 +19,6 @@ from airflow_provider_hailuo.api import (
     HailuoMalformedAnswerError,
     HailuoNotFoundError,
     HailuoNoVideoError,
-    HailuoSubmitUncertainError,
     HailuoTransientError,
     TaskResult,
     TaskState,
@@ -33,6 +32,7 @@ from airflow_provider_hailuo.dialects import (
     PPInfraDialect,
     dialect_for,
 )
+from airflow_provider_hailuo.hooks.submit_rule import SubmitVerdict, submit_verdict
 
 FIRST = "https://example.com/first.png"
 LAST = "https://example.com/last.png"
@@ -176,25 +176,53 @@ def test_submit_answer_gives_the_task_id(dialect, task_id, expected):
 @pytest.mark.parametrize(
     "raw", [b"<html>proxy</html>", b"[]", b'{"oops": true}', b'{"task_id": ""}', b'{"task_id": true}']
 )
-def test_an_accepted_submit_without_a_task_id_is_uncertain(dialect, raw):
-    with pytest.raises(HailuoSubmitUncertainError, match="may have been accepted"):
+def test_an_accepted_submit_without_a_task_id_may_have_been_accepted(dialect, raw):
+    with pytest.raises(HailuoMalformedAnswerError) as info:
         dialect.parse_submit(200, {}, raw, conn_id="c")
+    assert submit_verdict(info.value) is SubmitVerdict.MAY_HAVE_BEEN_ACCEPTED
+
+
+#: The vendor's own "unavailable" for each family: the v3 error document, MiniMax's base_resp 1002.
+VENDOR_503 = {
+    "ppinfra": {"code": 503, "reason": "SERVICE_UNAVAILABLE", "message": "try again later", "metadata": {}},
+    "novita": {"code": 503, "reason": "SERVICE_UNAVAILABLE", "message": "try again later"},
+    "minimax": {"base_resp": {"status_code": 1002, "status_msg": "rate limit exceeded"}},
+}
 
 
 @pytest.mark.parametrize("dialect", [PPINFRA, NOVITA, MINIMAX])
-@pytest.mark.parametrize("status", [429, 503])
-def test_http_429_and_503_on_submit_created_nothing(dialect, status):
+def test_429_on_submit_created_nothing_whatever_its_body(dialect):
+    for body in (b"", b"<html>Too Many Requests</html>", json.dumps(VENDOR_503[dialect.name]).encode()):
+        with pytest.raises(HailuoTransientError) as info:
+            dialect.parse_submit(429, {"Retry-After": "7"}, body, conn_id="c")
+        assert submit_verdict(info.value) is SubmitVerdict.NOTHING_CREATED
+        assert info.value.retry_after == 7.0
+
+
+@pytest.mark.parametrize("dialect", [PPINFRA, NOVITA, MINIMAX])
+def test_a_503_in_the_vendors_own_words_created_nothing(dialect):
     with pytest.raises(HailuoTransientError) as info:
-        dialect.parse_submit(*answer({"code": status}, status, {"Retry-After": "7"}), conn_id="c")
-    assert info.value.nothing_created and info.value.retry_after == 7.0
+        dialect.parse_submit(*answer(VENDOR_503[dialect.name], 503, {"Retry-After": "7"}), conn_id="c")
+    assert submit_verdict(info.value) is SubmitVerdict.NOTHING_CREATED
+
+
+GATEWAY_BODIES = [
+    b"upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+    b"<html><head><title>503 Service Temporarily Unavailable</title></head></html>",
+    b"",
+    b'{"message": "Service Unavailable"}',  # an API gateway's own JSON
+    b'{"code": 503, "message": "no healthy upstream"}',  # JSON without the vendor's `reason`
+    b'{"base_resp": {"status_code": 0, "status_msg": ""}}',
+]
 
 
 @pytest.mark.parametrize("dialect", [PPINFRA, NOVITA, MINIMAX])
-@pytest.mark.parametrize("status", [500, 502, 504])
-def test_other_5xx_on_submit_may_have_been_accepted(dialect, status):
-    with pytest.raises(HailuoSubmitUncertainError, match=f"HTTP {status}") as info:
-        dialect.parse_submit(status, {}, b"<html>oops</html>", conn_id="c")
-    assert isinstance(info.value.__cause__, HailuoTransientError)
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+@pytest.mark.parametrize("body", GATEWAY_BODIES)
+def test_other_5xx_on_submit_may_have_been_accepted(dialect, status, body):
+    with pytest.raises(HailuoTransientError, match=f"HTTP {status}") as info:
+        dialect.parse_submit(status, {}, body, conn_id="c")
+    assert submit_verdict(info.value) is SubmitVerdict.MAY_HAVE_BEEN_ACCEPTED
 
 
 @pytest.mark.parametrize("dialect", [PPINFRA, NOVITA, MINIMAX])
@@ -242,10 +270,26 @@ def test_minimax_sensitive_content_on_submit_is_a_failed_generation(code):
     assert not isinstance(info.value, HailuoTransientError) and "content flagged" in str(info.value)
 
 
-@pytest.mark.parametrize("code", [1000, 1001, 1024, 1999, 99999])
+@pytest.mark.parametrize("code", [1000, 1001, 1024, 1041, 2045, 1999, 99999])
 def test_minimax_unknown_trouble_on_submit_may_have_been_accepted(code):
-    with pytest.raises(HailuoSubmitUncertainError, match=f"status_code {code}"):
+    with pytest.raises(HailuoTransientError, match=f"status_code {code}") as info:
         minimax_submit(code)
+    assert submit_verdict(info.value) is SubmitVerdict.MAY_HAVE_BEEN_ACCEPTED
+
+
+@pytest.mark.parametrize("code", [1004, 1008, 2049])
+def test_minimax_refused_key_or_balance_on_submit_fails_at_once(code):
+    with pytest.raises(HailuoAuthError) as info:
+        minimax_submit(code)
+    assert submit_verdict(info.value) is SubmitVerdict.REFUSED
+
+
+@pytest.mark.parametrize(("status", "code"), [(503, 1002), (429, 1002), (500, 1000)])
+def test_minimax_error_status_is_read_by_its_base_resp(status, code):
+    body = {"base_resp": {"status_code": code, "status_msg": "m"}}
+    with pytest.raises(HailuoTransientError) as info:
+        MINIMAX.parse_submit(*answer(body, status), conn_id="c")
+    assert info.value.code == code and info.value.nothing_created == (code == 1002)
 
 
 def test_minimax_success_base_resp_gives_the_id():
@@ -390,7 +434,7 @@ def test_minimax_sensitive_content_on_read_is_a_failed_task(code):
 )
 def test_minimax_http_errors_on_read(status, kind):
     with pytest.raises(kind):
-        minimax_read({"base_resp": {"status_code": 1004}}, status)
+        minimax_read(b"<html>error</html>", status)
 
 
 # --------------------------------------------------------------------------------------------------

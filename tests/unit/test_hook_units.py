@@ -26,8 +26,10 @@ from airflow_provider_hailuo.api import (
 )
 from airflow_provider_hailuo.dialects.answers import http_error as error_from_answer
 from airflow_provider_hailuo.dialects.answers import json_object as parse_answer
+from airflow_provider_hailuo.dialects.answers import parse_retry_after
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook, _BearerAuth, connection_settings
-from airflow_provider_hailuo.hooks.retry import is_retryable_read, is_retryable_submit, parse_retry_after
+from airflow_provider_hailuo.hooks.retry import is_retryable_read
+from airflow_provider_hailuo.hooks.submit_rule import may_send_again
 from tests.support.connections import hailuo_conn_json
 
 BASE = "https://api.example.test"
@@ -94,7 +96,7 @@ def test_html_error_page_keeps_a_short_message():
 def test_garbled_2xx_is_malformed_and_retryable_for_reads_only():
     with pytest.raises(HailuoMalformedAnswerError) as info:
         parse_answer(200, {}, b"<html>", task_id="t", conn_id="c")
-    assert is_retryable_read(info.value) and not is_retryable_submit(info.value)
+    assert is_retryable_read(info.value) and not may_send_again(info.value)
 
 
 @pytest.fixture
