@@ -146,7 +146,9 @@ def request_was_sent(exc: BaseException, exchange: Exchange) -> bool:
 
 def _error(exc: BaseException, base_url: str, *, sent: bool) -> HailuoTransportError:
     """The provider's error for a transport failure, saying where it broke (never the key)."""
-    where = "after the request was sent" if sent else "before any request byte was sent"
+    where = (
+        "after the request was sent" if sent else "before any request byte was sent: the service never saw it"
+    )
     detail = service_text(str(exc))
     return HailuoTransportError(
         f"{type(exc).__name__} talking to {base_url} {where}" + (f" ({detail})" if detail else ""),

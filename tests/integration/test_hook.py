@@ -13,11 +13,11 @@ import pytest
 from airflow_provider_hailuo.api import (
     HailuoAPIError,
     HailuoAuthError,
-    HailuoError,
     HailuoLinkExpiredError,
     HailuoNotFoundError,
     HailuoSubmitUncertainError,
     HailuoTransientError,
+    HailuoTransportError,
     HailuoValidationError,
     TaskStatus,
     VideoRequest,
@@ -192,9 +192,9 @@ def test_submit_read_timeout_is_uncertain_and_not_repeated(hailuo_conn):
 def test_submit_connect_refused_is_retried_then_reported_as_not_submitted(monkeypatch):
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there: connections are refused
     monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(url, EMULATOR_KEY))
-    with pytest.raises(HailuoError, match="nothing was submitted") as info:
+    with pytest.raises(HailuoTransportError, match="before any request byte was sent") as info:
         make_hook(retry_limit=3).submit(VideoRequest(prompt="p"))
-    assert not isinstance(info.value, HailuoSubmitUncertainError)
+    assert not info.value.request_sent and "NewConnectionError" in str(info.value)
 
 
 def last_frame_request() -> VideoRequest:

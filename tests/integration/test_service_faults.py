@@ -12,7 +12,10 @@ import time
 
 import pytest
 
-from airflow_provider_hailuo.api import HailuoError, HailuoSubmitUncertainError, VideoRequest
+from airflow_provider_hailuo.api import (
+    HailuoTransportError,
+    VideoRequest,
+)
 from airflow_provider_hailuo.emulator.server import EmulatorServer
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.operators.hailuo import HailuoDownloadVideoOperator
@@ -90,9 +93,9 @@ def test_https_with_a_self_signed_certificate_needs_its_ca(tls_emulator, monkeyp
     monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_uri(tls_emulator.url, EMULATOR_KEY))
     ok, message = HailuoHook().test_connection()
     assert not ok and "unreachable (SSLError)" in message  # the system store does not trust it
-    with pytest.raises(HailuoError, match="nothing was submitted") as refused:
+    with pytest.raises(HailuoTransportError, match="before any request byte was sent") as refused:
         HailuoHook(retry_min_wait=0.01).submit(VideoRequest(prompt="refused at the handshake"))
-    assert not isinstance(refused.value, HailuoSubmitUncertainError)  # the request never left
+    assert not refused.value.request_sent  # the request never left
     assert tls_emulator.counters()["submit_requests"] == 0
 
     extra = {"ca_bundle": tls_emulator.ca_path}
