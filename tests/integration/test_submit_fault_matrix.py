@@ -1,0 +1,327 @@
+"""
+Pay once, provably: every way a submit's answer can be lost, injected at the socket.
+
+A fault proxy (tests/support/fault_proxy.py) sits between the real hook and the emulator, over plain
+TCP and over TLS, for both dialect families (the "v3 async" API of PPInfra/Novita, and MiniMax's).
+For every cell it breaks one submit exchange at one phase and checks, against what the emulator
+actually did:
+
+- the provider's verdict (nothing created / may have been accepted / refused / success) is the one
+  the rule gives (``SUBMIT_FAULTS`` is also the README's table, checked below);
+- the emulator created at most one task; "nothing created" means none, success means the one returned;
+- with the hook's own retries, a submit is sent again only after "nothing created";
+- no message or log line carries the key.
+
+Only the sync hook submits (the triggerer only reads), so the async path is checked for reads: every
+fault here is retried there and on workers alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from airflow_provider_hailuo.api import HailuoError, HailuoSubmitUncertainError, VideoRequest
+from airflow_provider_hailuo.emulator.server import EmulatorServer
+from airflow_provider_hailuo.hooks.hailuo import HailuoHook
+from airflow_provider_hailuo.hooks.submit_rule import SubmitVerdict, submit_verdict
+from tests.conftest import EMULATOR_KEY, REPO
+from tests.support.connections import hailuo_conn_json
+from tests.support.fault_proxy import Fault, FaultProxy
+
+FAMILIES = ("ppinfra", "minimax")
+V3, MM = ("ppinfra",), ("minimax",)
+NOTHING = SubmitVerdict.NOTHING_CREATED
+MAY = SubmitVerdict.MAY_HAVE_BEEN_ACCEPTED
+REFUSED = SubmitVerdict.REFUSED
+#: (connect, read) seconds: short, so a stalled cell costs about a second.
+TIMEOUT = (0.5, 1.0)
+
+V3_503 = b'{"code": 503, "reason": "SERVICE_UNAVAILABLE", "message": "busy, try again", "metadata": {}}'
+V3_429 = b'{"code": 429, "reason": "RATE_LIMIT_EXCEEDED", "message": "too many requests"}'
+MINIMAX_1002 = b'{"task_id": "", "base_resp": {"status_code": 1002, "status_msg": "rate limit exceeded"}}'
+MINIMAX_1000 = b'{"task_id": "", "base_resp": {"status_code": 1000, "status_msg": "unknown error"}}'
+GATEWAY_503 = (
+    b"upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+)
+GATEWAY_502 = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+V3_400 = b'{"code": 400, "reason": "INVALID_REQUEST_BODY", "message": "prompt is too long"}'
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One row of the matrix: a fault, the verdict the rule gives, and the README's words for it."""
+
+    fault: Fault
+    verdict: SubmitVerdict
+    readme: str
+    families: tuple[str, ...] = FAMILIES
+
+
+def _answer(name: str, status: int, body: bytes, *, forward: bool, ctype: str = "application/json") -> Fault:
+    return Fault(name, "answer", "replace", canned=(status, ctype, body), forward=forward)
+
+
+SUBMIT_FAULTS: list[Cell] = [
+    Cell(Fault("refused", "connect", "refuse"), NOTHING, "connection refused"),
+    Cell(Fault("connect-timeout", "connect", "stall"), NOTHING, "connect timeout"),
+    Cell(Fault("tls-unknown-ca", "handshake", "unknown_ca", tls_only=True), NOTHING, "TLS: unknown CA"),
+    Cell(Fault("tls-alert", "handshake", "alert", tls_only=True), NOTHING, "TLS: handshake alert"),
+    Cell(
+        Fault("close-in-headers", "request", "close", cut="headers"), MAY, "closed with half the headers sent"
+    ),
+    Cell(
+        Fault("reset-in-headers", "request", "reset", cut="headers"), MAY, "reset with half the headers sent"
+    ),
+    Cell(Fault("close-in-body", "request", "close", cut="body"), MAY, "closed with half the body sent"),
+    Cell(Fault("reset-in-body", "request", "reset", cut="body"), MAY, "reset with half the body sent"),
+    Cell(Fault("close-before-answer", "answer", "close"), MAY, "closed after the request, before any answer"),
+    Cell(Fault("reset-before-answer", "answer", "reset"), MAY, "reset after the request, before any answer"),
+    Cell(
+        Fault("bogus-tls-record", "answer", "bogus_tls", tls_only=True),
+        MAY,
+        "TLS error while reading the answer",
+    ),
+    Cell(Fault("after-status-line", "answer", "status_line"), MAY, "closed after the status line"),
+    Cell(Fault("mid-body", "answer", "half_body"), MAY, "closed in the middle of the answer's body"),
+    Cell(Fault("read-timeout", "answer", "stall"), MAY, "no answer within the read timeout"),
+    Cell(_answer("429", 429, V3_429, forward=False), NOTHING, "HTTP 429"),
+    Cell(
+        _answer("vendor-503", 503, V3_503, forward=False),
+        NOTHING,
+        "HTTP 503 in the vendor's JSON",
+        ("ppinfra",),
+    ),
+    Cell(
+        _answer("minimax-503-1002", 503, MINIMAX_1002, forward=False), NOTHING, "MiniMax 1002", ("minimax",)
+    ),
+    Cell(_answer("minimax-1002", 200, MINIMAX_1002, forward=False), NOTHING, "MiniMax 1002", ("minimax",)),
+    Cell(
+        _answer("gateway-503", 503, GATEWAY_503, forward=True, ctype="text/plain"),
+        MAY,
+        "HTTP 503 from a gateway (text, HTML or empty)",
+    ),
+    Cell(
+        _answer("gateway-502", 502, GATEWAY_502, forward=True, ctype="text/html"),
+        MAY,
+        "HTTP 502 or another 5xx",
+    ),
+    Cell(_answer("empty-503", 503, b"", forward=True), MAY, "HTTP 503 from a gateway (text, HTML or empty)"),
+    Cell(
+        _answer("garbled-2xx", 200, b"<html>ok</html>", forward=True, ctype="text/html"), MAY, "garbled 2xx"
+    ),
+    Cell(
+        _answer("minimax-1000", 200, MINIMAX_1000, forward=True),
+        MAY,
+        "MiniMax 1000, 1001, 1024",
+        ("minimax",),
+    ),
+    Cell(_answer("refused-400", 400, V3_400, forward=False), REFUSED, "HTTP 400, 401, 403", ("ppinfra",)),
+]
+
+
+def _cells() -> Iterator[object]:
+    for cell in SUBMIT_FAULTS:
+        for family in cell.families:
+            for transport in ("tcp", "tls"):
+                if transport == "tcp" and cell.fault.tls_only:
+                    continue
+                yield pytest.param(cell, family, transport, id=f"{cell.fault.name}-{family}-{transport}")
+
+
+@pytest.fixture(scope="module")
+def tls_contexts(tmp_path_factory) -> tuple[ssl.SSLContext, ssl.SSLContext, str]:
+    """A trusted server context (its CA given to the connection), and one from a CA nobody trusts."""
+    import trustme
+
+    trusted, stranger = trustme.CA(), trustme.CA()
+    contexts = []
+    for ca in (trusted, stranger):
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        contexts.append(context)
+    ca_path = tmp_path_factory.mktemp("fault-ca") / "ca.pem"
+    trusted.cert_pem.write_to_path(str(ca_path))
+    return contexts[0], contexts[1], str(ca_path)
+
+
+@pytest.fixture(scope="module")
+def emulators() -> Iterator[dict[str, EmulatorServer]]:
+    servers = {
+        family: EmulatorServer(api=family, api_key=EMULATOR_KEY, queue_seconds=0.2, generation_seconds=0.5)
+        for family in FAMILIES
+    }
+    for server in servers.values():
+        server.start()
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+class ObservedHook(HailuoHook):
+    """The real hook; between two attempts it lets the proxy heal a connect-phase fault."""
+
+    def __init__(self, proxy: FaultProxy, **kwargs) -> None:
+        super().__init__(timeout=TIMEOUT, retry_min_wait=0.01, retry_max_wait=0.05, **kwargs)
+        self.proxy = proxy
+
+    def _retrying(self, what, retryable, attempts=None):
+        kwargs = super()._retrying(what, retryable, attempts)
+        log_sleep = kwargs["before_sleep"]
+
+        def before_sleep(state) -> None:
+            self.proxy.heal()
+            log_sleep(state)
+
+        kwargs["before_sleep"] = before_sleep
+        return kwargs
+
+
+@pytest.fixture
+def through_proxy(emulators, tls_contexts, monkeypatch):
+    """Run ``(cell, family, transport, attempts)``: a submit through a proxy holding the cell's fault."""
+
+    def run(cell: Cell, family: str, transport: str, attempts: int):
+        emulator = emulators[family]
+        emulator.reset()
+        trusted, stranger, ca_path = tls_contexts
+        tls = transport == "tls"
+        proxy = FaultProxy(
+            emulator.url,
+            cell.fault,
+            server_context=trusted if tls else None,
+            untrusted_context=stranger if tls else None,
+        )
+        with proxy:
+            extra = {"api": family, **({"ca_bundle": ca_path} if tls else {})}
+            monkeypatch.setenv(
+                "AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(proxy.url, EMULATOR_KEY, extra)
+            )
+            hook = ObservedHook(proxy, retry_limit=attempts)
+            try:
+                outcome: str | BaseException = hook.submit(VideoRequest(prompt=f"cell {cell.fault.name}"))
+            except HailuoError as err:
+                outcome = err
+        return outcome, emulator.tasks(), proxy
+
+    return run
+
+
+def verdict_of(outcome: str | BaseException) -> SubmitVerdict | None:
+    """The verdict the provider gave (None: success)."""
+    if isinstance(outcome, str):
+        return None
+    if isinstance(outcome, HailuoSubmitUncertainError):
+        return MAY
+    return submit_verdict(outcome)
+
+
+@pytest.mark.parametrize(("cell", "family", "transport"), list(_cells()))
+def test_one_attempt_the_verdict_matches_what_the_service_did(through_proxy, caplog, cell, family, transport):
+    caplog.set_level(logging.DEBUG)
+    outcome, tasks, _ = through_proxy(cell, family, transport, attempts=1)
+    verdict = verdict_of(outcome)
+    assert verdict is cell.verdict, f"{outcome!r}"
+    assert len(tasks) <= 1
+    if verdict in (NOTHING, REFUSED):
+        assert tasks == {}, "the provider says nothing was created, but the service created a task"
+    if cell.fault.phase == "answer" and cell.fault.forward:
+        assert len(tasks) == 1  # the service did create it: "may have been accepted" was right
+    assert isinstance(outcome, BaseException)
+    text = f"{outcome}\n{outcome.__cause__}\n{caplog.text}"
+    assert EMULATOR_KEY not in text
+    if verdict is MAY:
+        assert "may have been accepted" in str(outcome) and "'hailuo_default'" in str(outcome)
+        assert re.search(r"sent at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", str(outcome))
+        assert "console" in str(outcome) or "platform" in str(outcome)
+
+
+@pytest.mark.parametrize(("cell", "family", "transport"), list(_cells()))
+def test_with_retries_a_submit_is_sent_again_only_when_nothing_was_created(
+    through_proxy, caplog, cell, family, transport
+):
+    outcome, tasks, proxy = through_proxy(cell, family, transport, attempts=5)
+    if cell.verdict is NOTHING:
+        assert isinstance(outcome, str), f"{outcome!r}"
+        assert list(tasks) == [outcome]  # exactly one paid task: the one returned
+    else:
+        assert isinstance(outcome, HailuoError)
+        assert proxy.connections == 1, "a submit that may have been accepted was sent again"
+        assert len(tasks) <= 1
+    assert EMULATOR_KEY not in caplog.text
+
+
+READ_FAULTS = [
+    cell
+    for cell in SUBMIT_FAULTS
+    if cell.fault.phase in ("request", "answer") and cell.verdict is not REFUSED
+]
+
+
+@pytest.mark.parametrize(
+    "cell", [pytest.param(c, id=c.fault.name) for c in READ_FAULTS if "ppinfra" in c.families]
+)
+def test_reads_are_retried_on_every_fault_on_workers_and_in_the_triggerer(emulators, monkeypatch, cell):
+    emulator = emulators["ppinfra"]
+    emulator.reset()
+    task_id = HailuoHookAt(emulator.url, monkeypatch).submit(VideoRequest(prompt="read me"))
+    for read in ("sync", "async"):
+        with FaultProxy(emulator.url, cell.fault) as proxy:
+            hook = HailuoHookAt(proxy.url, monkeypatch)
+            if read == "sync":
+                result = hook.get_task_result(task_id)
+            else:
+                result = asyncio.run(hook.aget_task_result(task_id))
+        assert result.task_id == task_id and proxy.connections == 2, read
+
+
+def HailuoHookAt(url: str, monkeypatch) -> HailuoHook:
+    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(url, EMULATOR_KEY, {"api": "ppinfra"}))
+    return HailuoHook(timeout=TIMEOUT, retry_min_wait=0.01, retry_max_wait=0.05)
+
+
+def test_a_dns_failure_is_nothing_created(monkeypatch, emulators):
+    """No name server may be asked here (loopback only): the resolver itself is made to fail."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == "hailuo-api.test":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json("http://hailuo-api.test:9", EMULATOR_KEY)
+    )
+    with pytest.raises(HailuoError) as info:
+        HailuoHook(retry_limit=2, retry_min_wait=0.01).submit(VideoRequest(prompt="p"))
+    assert submit_verdict(info.value) is NOTHING
+
+
+def test_the_readme_table_is_this_matrix():
+    """README "Retries and money": each row's verdict is the one these faults are tested with."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### What a failed submit does") :]
+    rows = dict(
+        re.findall(
+            r"^\| ([^|]+?) \| (sent again|not sent again[^|]*?|fails at once[^|]*?) \|$", section, re.M
+        )
+    )
+    words = {NOTHING: "sent again", MAY: "not sent again", REFUSED: "fails at once"}
+    expected = {cell.readme: words[cell.verdict] for cell in SUBMIT_FAULTS}
+    table = {
+        row: ("sent again" if text == "sent again" else text.split(":")[0].split(" (")[0])
+        for row, text in rows.items()
+    }
+    missing = {row for row in expected if row not in table}
+    assert not missing, f"README lacks rows for {sorted(missing)}"
+    for row, verdict_words in expected.items():
+        assert table[row].startswith(verdict_words), (row, table[row], verdict_words)
