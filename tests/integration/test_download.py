@@ -44,6 +44,15 @@ def test_full_path_destination_is_used_as_is(finished_task, tmp_path):
     assert target.read_bytes()[4:8] == b"ftyp"
 
 
+def test_a_part_file_left_by_a_killed_download_is_removed_by_the_next_try(finished_task, tmp_path):
+    stale = tmp_path / ".v.mp4.0123456789ab.part"  # named as a try killed mid-download leaves it
+    stale.write_bytes(b"\x00\x00\x00\x20ftypisom half of a video")
+    landed = download(finished_task, (tmp_path / "v.mp4").as_uri())
+    assert not stale.exists()
+    assert hashlib.sha256((tmp_path / "v.mp4").read_bytes()).hexdigest() == landed["sha256"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
 def test_rerun_keeps_an_identical_object_and_succeeds(finished_task, tmp_path):
     target = tmp_path / "v.mp4"
     first = download(finished_task, target.as_uri())
