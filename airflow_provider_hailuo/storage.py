@@ -36,7 +36,7 @@ from typing import IO, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from airflow_provider_hailuo.api import HailuoDownloadError, looks_like_mp4
+from airflow_provider_hailuo.api import HailuoDestinationTakenError, HailuoDownloadError, looks_like_mp4
 
 log = logging.getLogger(__name__)
 
@@ -365,7 +365,7 @@ def land_stream(
         except FileExistsError:
             # There already, or created by someone else while this download ran: never replaced.
             if sha256_of(destination) != sha256:
-                raise HailuoDownloadError(
+                raise HailuoDestinationTakenError(
                     f"{plain_uri(destination)} already exists with different content; "
                     "set overwrite=True to replace it"
                 ) from None

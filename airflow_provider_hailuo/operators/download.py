@@ -13,6 +13,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, Asset, Bas
 
 from airflow_provider_hailuo import lineage, manifest, media
 from airflow_provider_hailuo.api import (
+    HailuoDestinationTakenError,
     HailuoDownloadError,
     HailuoLinkExpiredError,
     HailuoValidationError,
@@ -236,8 +237,9 @@ class HailuoDownloadVideoOperator(BaseOperator):
                     if self.video_checks != "off":
                         raise
                     self.log.warning("No poster frame decodes (video_checks='off'); no poster is made")
-            if self.manifest:
-                # An older manifest must not vouch for the video about to replace it.
+            # An older manifest must not vouch for the video about to replace it; one beside a
+            # video that overwrite=False keeps (identical, or refused) still describes that video.
+            if self.manifest and (self.overwrite or not target.exists()):
                 stale = sibling(target, ".json")
                 if stale.exists():
                     stale.unlink()
@@ -286,6 +288,8 @@ class HailuoDownloadVideoOperator(BaseOperator):
         verified = _Verified()
         try:
             landed, content_type = self._land_video(target, self._before_commit(verified, expected, target))
+        except HailuoDestinationTakenError as err:
+            raise AirflowFailException(str(err)) from err  # still there on every retry
         except media.HailuoVideoCheckError as err:
             message = f"{err}; nothing was written to {plain_uri(target)}"
             if err.report is not None or not media.media_available():

@@ -11,6 +11,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_hailuo.api import HailuoDownloadError, VideoRequest
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.operators.hailuo import HailuoDownloadVideoOperator
+from airflow_provider_hailuo.storage import plain_uri
 from tests.integration.test_hook import wait_until_finished
 
 
@@ -65,12 +66,39 @@ def test_rerun_keeps_an_identical_object_and_succeeds(finished_task, tmp_path):
 def test_a_different_existing_object_is_refused_unless_overwrite(finished_task, tmp_path):
     target = tmp_path / "v.mp4"
     target.write_bytes(b"someone else's file")
-    with pytest.raises(HailuoDownloadError, match="already exists with different content"):
+    with pytest.raises(AirflowFailException, match="already exists with different content"):
         download(finished_task, target.as_uri())
     assert target.read_bytes() == b"someone else's file"
     landed = download(finished_task, target.as_uri(), overwrite=True)
     assert hashlib.sha256(target.read_bytes()).hexdigest() == landed["sha256"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.jpg", "v.json", "v.mp4"]
+
+
+@pytest.mark.parametrize("where", ["file", "s3"])
+def test_a_different_video_already_there_fails_without_retry_and_nothing_changes(
+    finished_task, tmp_path, request, where
+):
+    """Its video, poster and manifest stay as they were; a retry would meet the same video: none."""
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    if where == "file":
+        folder, conn_id = ObjectStoragePath(tmp_path.as_uri() + "/"), None
+    else:
+        s3_server, bucket = request.getfixturevalue("s3_server"), request.getfixturevalue("s3_bucket")
+        folder, conn_id = (
+            ObjectStoragePath(f"s3://{bucket}/videos/", conn_id=s3_server.conn_id),
+            s3_server.conn_id,
+        )
+    existing = {
+        "v.mp4": b"\x00\x00\x00\x20ftypisom someone else's video",
+        "v.jpg": b"its poster",
+        "v.json": b'{"video": "its manifest"}',
+    }
+    for name, data in existing.items():
+        (folder / name).write_bytes(data)
+    with pytest.raises(AirflowFailException, match="already exists with different content"):
+        download(finished_task, plain_uri(folder / "v.mp4"), storage_conn_id=conn_id)
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == existing
 
 
 @pytest.mark.parametrize(
