@@ -13,6 +13,8 @@ from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.operators.hailuo import HailuoDownloadVideoOperator
 from airflow_provider_hailuo.storage import plain_uri
 from tests.integration.test_hook import wait_until_finished
+from tests.integration.test_submit_and_wait import TEST_DAGS
+from tests.support.airflow_runs import load_dag, run_dag
 
 
 @pytest.fixture
@@ -37,6 +39,45 @@ def test_folder_destination_names_the_file_after_the_task(finished_task, tmp_pat
     assert hashlib.sha256(path.read_bytes()).hexdigest() == landed["sha256"]
     assert landed["bytes"] == path.stat().st_size
     assert landed["task_id"] == finished_task
+
+
+@pytest.mark.parametrize("where", ["file", "s3"])
+def test_a_folder_given_as_an_object_storage_path_gets_the_file_inside(
+    finished_task, tmp_path, request, where
+):
+    """``str()`` of an ObjectStoragePath folder drops its ``/``: the name decides, not the slash."""
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    if where == "file":
+        folder, conn_id = ObjectStoragePath(tmp_path.as_uri() + "/videos/"), None
+    else:
+        s3_server, bucket = request.getfixturevalue("s3_server"), request.getfixturevalue("s3_bucket")
+        folder, conn_id = (
+            ObjectStoragePath(f"s3://{bucket}/videos/", conn_id=s3_server.conn_id),
+            s3_server.conn_id,
+        )
+    landed = download(finished_task, folder, storage_conn_id=conn_id)
+    assert landed["uri"] == plain_uri(folder / f"{finished_task}.mp4")
+    assert sorted(path.name for path in folder.iterdir()) == [
+        f"{finished_task}.{ext}" for ext in ("jpg", "json", "mp4")
+    ]
+
+
+def test_a_destination_not_ending_in_mp4_is_a_folder(finished_task, tmp_path):
+    landed = download(finished_task, tmp_path.as_uri() + "/videos")
+    assert landed["uri"] == (tmp_path / "videos" / f"{finished_task}.mp4").as_uri()
+
+
+def test_mapped_downloads_never_land_on_one_object(airflow_db, hailuo_conn, tmp_path):
+    """Two map indexes aiming at one object fail before downloading; a folder, a name per index work."""
+    outcome = run_dag(load_dag(TEST_DAGS, "mapped_destinations"), {"destination": tmp_path.as_uri() + "/"})
+    assert outcome.states("one_object") == outcome.states("in_a_mapped_group.download") == ["failed"] * 2
+    for task_id in ("folder", "per_index", "expanded"):
+        assert outcome.states(task_id) == ["success"] * 2, task_id
+    landed = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*.mp4"))
+    submitted = sorted(outcome.values("submit"))
+    assert landed == ["a.mp4", "b.mp4", "clip-0.mp4", "clip-1.mp4", *(f"folder/{t}.mp4" for t in submitted)]
+    assert hailuo_conn.counters()["downloads"] == 6  # none for the refused ones
 
 
 def test_full_path_destination_is_used_as_is(finished_task, tmp_path):
