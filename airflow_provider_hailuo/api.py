@@ -229,6 +229,10 @@ class HailuoDownloadError(HailuoError):
     """A video download was refused, cut short, or is not an MP4."""
 
 
+class HailuoDestinationTakenError(HailuoDownloadError):
+    """``overwrite=False`` and the destination holds a different file: every retry would meet it too."""
+
+
 class HailuoLinkExpiredError(HailuoDownloadError):
     """The pre-signed download link answered 403: read the task again for a fresh one."""
 

@@ -6,7 +6,9 @@ so "write, then hope" leaves truncated objects behind. Here every write is expli
 only after its length and signature checked out, and discarded otherwise:
 
 - local disks: write a hidden ``.part`` sibling, then ``rename`` it over the target (atomic on one
-  filesystem; fsspec's own local transaction writes to /tmp and *copies* across filesystems);
+  filesystem; fsspec's own local transaction writes to /tmp and *copies* across filesystems). A
+  writer holds a ``flock`` on its ``.part``, so the next writer of the same name can tell the
+  leftover of a killed try (no lock) from a download still running, and removes only the former;
 - object stores (S3, GCS, ...): open with ``autocommit=False``, so the object (a multipart upload)
   only appears on ``commit()``, and ``discard()`` aborts it.
 
@@ -17,10 +19,13 @@ temporary spool file written alongside the upload for an object store.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import logging
 import os
 import queue
+import re
 import tempfile
 import threading
 import uuid
@@ -31,7 +36,7 @@ from typing import IO, Any
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from airflow_provider_hailuo.api import HailuoDownloadError, looks_like_mp4
+from airflow_provider_hailuo.api import HailuoDestinationTakenError, HailuoDownloadError, looks_like_mp4
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +126,79 @@ def plain_uri(path: ObjectStoragePath) -> str:
 EXCLUSIVE_PROTOCOLS = ("s3", "s3a")
 
 
+#: What ``link(2)`` answers on filesystems without hard links (gcsfuse, mountpoint-s3, blobfuse and
+#: other FUSE mounts, some network shares).
+NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOSYS})
+
+
+def _commit_no_clobber(part: str, target: str) -> None:
+    """
+    Move ``part`` to ``target`` unless something is there.
+
+    ``link`` is atomic and refuses an existing name. Where the filesystem has no hard links, a
+    ``rename`` after an existence check keeps a narrower promise: a file another writer creates
+    between the check and the rename (a few system calls) is replaced; without it no download
+    would ever land there.
+    """
+    try:
+        os.link(part, target)
+    except FileExistsError:
+        raise
+    except OSError as err:
+        if err.errno not in NO_HARD_LINKS:
+            raise
+        log.info("No hard links at %s (%s); committing by a checked rename", target, err.strerror)
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), target) from None
+        os.replace(part, target)
+        return
+    os.unlink(part)
+
+
+def _remove_abandoned_parts(folder: str, name: str) -> None:
+    """
+    Remove the ``.part`` files of ``name`` that no writer holds: a killed try's leftovers.
+
+    A live writer holds an exclusive ``flock`` on its ``.part`` (released by the kernel when its
+    process dies), so one whose lock can be taken is abandoned. Where locks are local to a host (FUSE
+    mounts), a writer of the same name on another host may lose its ``.part``: its commit then fails
+    (nothing wrong lands); two writers of one name are refused upstream anyway.
+    """
+    pattern = re.compile(re.escape(f".{name}.") + r"[0-9a-f]{12}\.part")
+    try:
+        names = [entry for entry in os.listdir(folder) if pattern.fullmatch(entry)]
+    except OSError:
+        return
+    for entry in names:
+        stale = os.path.join(folder, entry)
+        try:
+            fd = os.open(stale, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            log.info("Removing %s, left by a download that did not finish", stale)
+            os.unlink(stale)
+        except OSError:
+            continue  # held by a writer still running (or already gone)
+        finally:
+            os.close(fd)
+
+
+def _hold(part: str) -> int:
+    """
+    Mark ``part`` as being written until the returned descriptor is closed.
+
+    A descriptor of its own, so the lock outlives closing the written file, up to the commit.
+    """
+    fd = os.open(part, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:  # no locks on this filesystem: the write goes on, unmarked
+        log.debug("Cannot lock %s: %s", part, err)
+    return fd
+
+
 @dataclass
 class Uncommitted:
     """A write in progress: ``file`` to write, ``commit()`` to publish, ``local_path`` if readable now."""
@@ -151,15 +229,16 @@ def write_aside(path: ObjectStoragePath, *, exclusive: bool = False) -> Iterator
     protocol = _protocol(path)
     if protocol in LOCAL_PROTOCOLS:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_parts(path.parent.path, path.name)
         part = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.part"
         handle = part.open("wb")
+        held = _hold(part.path)
 
         def commit() -> None:
             nonlocal committed
             handle.close()
             if exclusive:
-                os.link(part.path, path.path)  # atomic, and refuses an existing name
-                part.unlink()
+                _commit_no_clobber(part.path, path.path)
             else:
                 part.rename(path)
             committed = True
@@ -167,9 +246,12 @@ def write_aside(path: ObjectStoragePath, *, exclusive: bool = False) -> Iterator
         try:
             yield Uncommitted(file=handle, commit=commit, local_path=part.path)
         finally:
-            if not committed:
-                handle.close()
-                part.unlink(missing_ok=True)
+            try:
+                if not committed:
+                    handle.close()
+                    part.unlink(missing_ok=True)
+            finally:
+                os.close(held)
         return
 
     conditional = exclusive and protocol in EXCLUSIVE_PROTOCOLS
@@ -283,7 +365,7 @@ def land_stream(
         except FileExistsError:
             # There already, or created by someone else while this download ran: never replaced.
             if sha256_of(destination) != sha256:
-                raise HailuoDownloadError(
+                raise HailuoDestinationTakenError(
                     f"{plain_uri(destination)} already exists with different content; "
                     "set overwrite=True to replace it"
                 ) from None

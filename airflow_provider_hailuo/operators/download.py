@@ -13,6 +13,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, Asset, Bas
 
 from airflow_provider_hailuo import lineage, manifest, media
 from airflow_provider_hailuo.api import (
+    HailuoDestinationTakenError,
     HailuoDownloadError,
     HailuoLinkExpiredError,
     HailuoValidationError,
@@ -50,6 +51,17 @@ def safe_object_name(task_id: str) -> str:
     if not name:
         raise AirflowFailException(f"Hailuo task id {task_id!r} cannot name a file")
     return name
+
+
+def names_an_object(destination: str | ObjectStoragePath) -> bool:
+    """
+    Whether ``destination`` is the video's own path (it ends in ``.mp4``) rather than a folder.
+
+    Decided by the name, because the trailing ``/`` of a folder does not survive ``str()`` of an
+    ObjectStoragePath.
+    """
+    text = str(destination)
+    return not text.endswith("/") and text.lower().endswith(".mp4")
 
 
 def sibling(path: ObjectStoragePath, suffix: str) -> ObjectStoragePath:
@@ -105,8 +117,10 @@ class HailuoDownloadVideoOperator(BaseOperator):
     "height", "codec", "checks", "poster_uri", "manifest_uri"}``; Asset outlet events carry the same.
 
     :param hailuo_task_id: the service's task id (templated).
-    :param destination: full object path, or a folder ending in ``/`` where the file is named
-        ``<task_id>.mp4`` (templated; ``str`` or ``ObjectStoragePath``).
+    :param destination: the video's own path when it ends in ``.mp4``; anything else is a folder,
+        where the file is named ``<task_id>.mp4`` (templated; ``str`` or ``ObjectStoragePath``). In a
+        mapped task an ``.mp4`` path must differ per map index (expanded, or a template naming
+        ``map_index``); otherwise the task fails before downloading.
     :param storage_conn_id: Airflow connection for the destination's filesystem (e.g. ``aws_default``).
     :param overwrite: replace an existing object; when False an identical one is kept and the task
         succeeds, a different one fails the task.
@@ -148,6 +162,8 @@ class HailuoDownloadVideoOperator(BaseOperator):
         self.poster = poster
         self.manifest = manifest
         self.request = request
+        # As declared, before rendering: what tells whether every map index gets the same path.
+        self._declared_destination = destination
         self._landed_uri: str | None = None
         self._known: dict[str, Any] | None = None
 
@@ -156,14 +172,42 @@ class HailuoDownloadVideoOperator(BaseOperator):
         return HailuoHook(self.hailuo_conn_id)
 
     def target_path(self) -> ObjectStoragePath:
-        """The object to write: ``destination`` itself, or ``<task_id>.mp4`` inside a ``.../`` folder."""
+        """The object to write: ``destination`` itself, or ``<task_id>.mp4`` inside it (a folder)."""
         destination = self.destination
-        is_folder = str(destination).endswith("/")
         if not isinstance(destination, ObjectStoragePath):
             destination = ObjectStoragePath(str(destination), conn_id=self.storage_conn_id or None)
-        if not is_folder:
+        if names_an_object(self.destination):
             return destination
         return destination / f"{safe_object_name(self._task_id())}.mp4"
+
+    def _same_object_for_every_map_index(self) -> bool:
+        """
+        Whether each map index of this task renders ``destination`` from the same text, which names
+        no map index: then they all land on one object, overwriting or failing each other.
+
+        The other map indexes' rendered values are unknown here, so the declared value decides. An
+        expanded ``destination`` differs per map index by design; the DAG's own (mapped) task tells
+        whether it was expanded, since an unmapped copy gets each map index's value as if declared.
+        """
+        declared = self._declared_destination
+        task = self.dag.task_dict.get(self.task_id) if self.has_dag() else None
+        partial = getattr(task, "partial_kwargs", None)
+        if isinstance(partial, Mapping) and "destination" not in partial:
+            return False
+        return isinstance(declared, str | ObjectStoragePath) and "map_index" not in str(declared)
+
+    def _refuse_one_object_for_every_map_index(self, context: Any, target: ObjectStoragePath) -> None:
+        ti = context.get("ti") if hasattr(context, "get") else None
+        map_index = getattr(ti, "map_index", None)
+        if map_index is None or map_index < 0 or not names_an_object(self.destination):
+            return
+        if self._same_object_for_every_map_index():
+            raise AirflowFailException(
+                f"destination {plain_uri(target)} is one object for every map index of this mapped "
+                f"task (this is map index {map_index}): their videos would land on each other. Give "
+                "a folder (a destination not ending in .mp4: each video is named after its task id), "
+                "expand destination per map index, or name the map index in it ({{ ti.map_index }})"
+            )
 
     def _task_id(self) -> str:
         try:
@@ -236,8 +280,9 @@ class HailuoDownloadVideoOperator(BaseOperator):
                     if self.video_checks != "off":
                         raise
                     self.log.warning("No poster frame decodes (video_checks='off'); no poster is made")
-            if self.manifest:
-                # An older manifest must not vouch for the video about to replace it.
+            # An older manifest must not vouch for the video about to replace it; one beside a
+            # video that overwrite=False keeps (identical, or refused) still describes that video.
+            if self.manifest and (self.overwrite or not target.exists()):
                 stale = sibling(target, ".json")
                 if stale.exists():
                     stale.unlink()
@@ -278,6 +323,7 @@ class HailuoDownloadVideoOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         target = self.target_path()
+        self._refuse_one_object_for_every_map_index(context, target)
         request = self._known = self.known_request(context)
         result = self._finished_result()
         expected = media.Expected.from_request(
@@ -286,6 +332,8 @@ class HailuoDownloadVideoOperator(BaseOperator):
         verified = _Verified()
         try:
             landed, content_type = self._land_video(target, self._before_commit(verified, expected, target))
+        except HailuoDestinationTakenError as err:
+            raise AirflowFailException(str(err)) from err  # still there on every retry
         except media.HailuoVideoCheckError as err:
             message = f"{err}; nothing was written to {plain_uri(target)}"
             if err.report is not None or not media.media_available():

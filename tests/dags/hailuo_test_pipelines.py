@@ -1,11 +1,11 @@
-"""DAGs only the tests run: a crash right after the paid submit, and plain dynamic task mapping."""
+"""DAGs only the tests run: a crash right after the paid submit, task mapping, where mapped videos land."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.providers.common.compat.sdk import DAG, Asset, Param
+from airflow.providers.common.compat.sdk import DAG, Asset, Param, task_group
 
 from airflow_provider_hailuo.operators.hailuo import HailuoDownloadVideoOperator, HailuoSubmitVideoOperator
 from airflow_provider_hailuo.sensors.hailuo import HailuoTaskSensor
@@ -80,3 +80,40 @@ with DAG(
     SubmitThenCrashBeforeTheIdIsStored(
         task_id="submit", prompt="the window the guarantee leaves", retries=1, retry_delay=timedelta(0)
     )
+
+
+with DAG(
+    "hailuo_test_mapped_destinations",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    params={"destination": Param(type="string", description="folder URI ending in '/'")},
+) as mapped_destinations:
+    submits = HailuoSubmitVideoOperator.partial(task_id="submit").expand(prompt=["first", "second"])
+    waits = HailuoTaskSensor.partial(task_id="wait", poll_interval=0.2, deferrable=True).expand(
+        hailuo_task_id=submits.output
+    )
+    downloads = HailuoDownloadVideoOperator.partial
+    # One object for every map index: refused before anything is downloaded.
+    one_object = downloads(task_id="one_object", destination="{{ params.destination }}clip.mp4").expand(
+        hailuo_task_id=submits.output
+    )
+
+    @task_group
+    def in_a_mapped_group(hailuo_task_id: str) -> None:
+        HailuoDownloadVideoOperator(
+            task_id="download", hailuo_task_id=hailuo_task_id, destination="{{ params.destination }}group.mp4"
+        )
+
+    grouped = in_a_mapped_group.expand(hailuo_task_id=submits.output)
+    # One object per map index: a folder (no .mp4 at the end), the map index in the name, expanded.
+    folder = downloads(task_id="folder", destination="{{ params.destination }}folder").expand(
+        hailuo_task_id=submits.output
+    )
+    per_index = downloads(
+        task_id="per_index", destination="{{ params.destination }}clip-{{ ti.map_index }}.mp4"
+    ).expand(hailuo_task_id=submits.output)
+    expanded = downloads(
+        task_id="expanded", hailuo_task_id="{{ ti.xcom_pull(task_ids='submit', map_indexes=ti.map_index) }}"
+    ).expand(destination=["{{ params.destination }}a.mp4", "{{ params.destination }}b.mp4"])
+    waits >> [one_object, grouped, folder, per_index, expanded]

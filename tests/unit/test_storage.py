@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
+import os
 import threading
 import time
 from pathlib import Path
@@ -93,3 +96,48 @@ def test_land_bytes_replaces_a_sidecar(tmp_path):
     landed = land_bytes(b"{}", ObjectStoragePath((tmp_path / "v.json").as_uri()))
     assert (tmp_path / "v.json").read_bytes() == b"{}" and landed.bytes == 2
     assert [p.name for p in tmp_path.iterdir()] == ["v.json"]
+
+
+def no_hard_links(monkeypatch):
+    """What gcsfuse, mountpoint-s3 or blobfuse answer to link(2)."""
+
+    def link(src, dst, *args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted", src)
+
+    monkeypatch.setattr(os, "link", link)
+
+
+def test_without_hard_links_the_video_lands_by_a_checked_rename(tmp_path, monkeypatch):
+    no_hard_links(monkeypatch)
+    target = ObjectStoragePath((tmp_path / "v.mp4").as_uri())
+    landed = land_stream(iter([MP4]), target, expected_bytes=len(MP4), overwrite=False)
+    assert (tmp_path / "v.mp4").read_bytes() == MP4 and landed.sha256 == hashlib.sha256(MP4).hexdigest()
+    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+
+
+def test_without_hard_links_a_file_created_meanwhile_is_still_kept(tmp_path, monkeypatch):
+    no_hard_links(monkeypatch)
+    path = tmp_path / "v.mp4"
+
+    def chunks():
+        yield MP4[:10]
+        path.write_bytes(b"someone else's video")  # after the existence check at the start
+        yield MP4[10:]
+
+    with pytest.raises(HailuoDownloadError, match="already exists with different content"):
+        land_stream(chunks(), ObjectStoragePath(path.as_uri()), expected_bytes=len(MP4), overwrite=False)
+    assert path.read_bytes() == b"someone else's video"
+    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+
+
+def test_a_part_file_a_live_writer_holds_is_left_alone(tmp_path):
+    live = tmp_path / ".v.mp4.0123456789ab.part"
+    with live.open("wb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # as a download still running holds its own
+        land_stream(
+            iter([MP4]),
+            ObjectStoragePath((tmp_path / "v.mp4").as_uri()),
+            expected_bytes=None,
+            overwrite=False,
+        )
+        assert live.exists()
