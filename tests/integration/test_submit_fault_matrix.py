@@ -23,7 +23,6 @@ import logging
 import re
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
@@ -31,103 +30,26 @@ from airflow_provider_hailuo.api import HailuoError, HailuoSubmitUncertainError,
 from airflow_provider_hailuo.emulator.server import EmulatorServer
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.hooks.submit_rule import SubmitVerdict, submit_verdict
-from tests.conftest import EMULATOR_KEY, REPO
+from tests.conftest import AIRFLOW_LINE, EMULATOR_KEY, REPO
 from tests.support.connections import hailuo_conn_json
-from tests.support.fault_proxy import Fault, FaultProxy
-
-FAMILIES = ("ppinfra", "minimax")
-V3, MM = ("ppinfra",), ("minimax",)
-NOTHING = SubmitVerdict.NOTHING_CREATED
-MAY = SubmitVerdict.MAY_HAVE_BEEN_ACCEPTED
-REFUSED = SubmitVerdict.REFUSED
-#: (connect, read) seconds: short, so a stalled cell costs about a second.
-TIMEOUT = (0.5, 1.0)
-
-V3_503 = b'{"code": 503, "reason": "SERVICE_UNAVAILABLE", "message": "busy, try again", "metadata": {}}'
-V3_429 = b'{"code": 429, "reason": "RATE_LIMIT_EXCEEDED", "message": "too many requests"}'
-MINIMAX_1002 = b'{"task_id": "", "base_resp": {"status_code": 1002, "status_msg": "rate limit exceeded"}}'
-MINIMAX_1000 = b'{"task_id": "", "base_resp": {"status_code": 1000, "status_msg": "unknown error"}}'
-GATEWAY_503 = (
-    b"upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+from tests.support.fault_proxy import FaultProxy
+from tests.support.submit_faults import (
+    FAMILIES,
+    MAY,
+    NOTHING,
+    REFUSED,
+    SUBMIT_FAULTS,
+    TIMEOUT,
+    Cell,
+    retrying_with_heal,
+    walked,
 )
-GATEWAY_502 = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
-V3_400 = b'{"code": 400, "reason": "INVALID_REQUEST_BODY", "message": "prompt is too long"}'
 
-
-@dataclass(frozen=True)
-class Cell:
-    """One row of the matrix: a fault, the verdict the rule gives, and the README's words for it."""
-
-    fault: Fault
-    verdict: SubmitVerdict
-    readme: str
-    families: tuple[str, ...] = FAMILIES
-
-
-def _answer(name: str, status: int, body: bytes, *, forward: bool, ctype: str = "application/json") -> Fault:
-    return Fault(name, "answer", "replace", canned=(status, ctype, body), forward=forward)
-
-
-SUBMIT_FAULTS: list[Cell] = [
-    Cell(Fault("refused", "connect", "refuse"), NOTHING, "connection refused"),
-    Cell(Fault("connect-timeout", "connect", "stall"), NOTHING, "connect timeout"),
-    Cell(Fault("tls-unknown-ca", "handshake", "unknown_ca", tls_only=True), NOTHING, "TLS: unknown CA"),
-    Cell(Fault("tls-alert", "handshake", "alert", tls_only=True), NOTHING, "TLS: handshake alert"),
-    Cell(
-        Fault("close-in-headers", "request", "close", cut="headers"), MAY, "closed with half the headers sent"
-    ),
-    Cell(
-        Fault("reset-in-headers", "request", "reset", cut="headers"), MAY, "reset with half the headers sent"
-    ),
-    Cell(Fault("close-in-body", "request", "close", cut="body"), MAY, "closed with half the body sent"),
-    Cell(Fault("reset-in-body", "request", "reset", cut="body"), MAY, "reset with half the body sent"),
-    Cell(Fault("close-before-answer", "answer", "close"), MAY, "closed after the request, before any answer"),
-    Cell(Fault("reset-before-answer", "answer", "reset"), MAY, "reset after the request, before any answer"),
-    Cell(
-        Fault("bogus-tls-record", "answer", "bogus_tls", tls_only=True),
-        MAY,
-        "TLS error while reading the answer",
-    ),
-    Cell(Fault("after-status-line", "answer", "status_line"), MAY, "closed after the status line"),
-    Cell(Fault("mid-body", "answer", "half_body"), MAY, "closed in the middle of the answer's body"),
-    Cell(Fault("read-timeout", "answer", "stall"), MAY, "no answer within the read timeout"),
-    Cell(_answer("429", 429, V3_429, forward=False), NOTHING, "HTTP 429"),
-    Cell(
-        _answer("vendor-503", 503, V3_503, forward=False),
-        NOTHING,
-        "HTTP 503 in the vendor's JSON",
-        ("ppinfra",),
-    ),
-    Cell(
-        _answer("minimax-503-1002", 503, MINIMAX_1002, forward=False), NOTHING, "MiniMax 1002", ("minimax",)
-    ),
-    Cell(_answer("minimax-1002", 200, MINIMAX_1002, forward=False), NOTHING, "MiniMax 1002", ("minimax",)),
-    Cell(
-        _answer("gateway-503", 503, GATEWAY_503, forward=True, ctype="text/plain"),
-        MAY,
-        "HTTP 503 from a gateway (text, HTML or empty)",
-    ),
-    Cell(
-        _answer("gateway-502", 502, GATEWAY_502, forward=True, ctype="text/html"),
-        MAY,
-        "HTTP 502 or another 5xx",
-    ),
-    Cell(_answer("empty-503", 503, b"", forward=True), MAY, "HTTP 503 from a gateway (text, HTML or empty)"),
-    Cell(
-        _answer("garbled-2xx", 200, b"<html>ok</html>", forward=True, ctype="text/html"), MAY, "garbled 2xx"
-    ),
-    Cell(
-        _answer("minimax-1000", 200, MINIMAX_1000, forward=True),
-        MAY,
-        "MiniMax 1000, 1001, 1024",
-        ("minimax",),
-    ),
-    Cell(_answer("refused-400", 400, V3_400, forward=False), REFUSED, "HTTP 400, 401, 403", ("ppinfra",)),
-]
+NEWEST_LINE = AIRFLOW_LINE >= (3, 3)
 
 
 def _cells() -> Iterator[object]:
-    for cell in SUBMIT_FAULTS:
+    for cell in walked(SUBMIT_FAULTS, NEWEST_LINE):
         for family in cell.families:
             for transport in ("tcp", "tls"):
                 if transport == "tcp" and cell.fault.tls_only:
@@ -164,25 +86,6 @@ def emulators() -> Iterator[dict[str, EmulatorServer]]:
         server.stop()
 
 
-class ObservedHook(HailuoHook):
-    """The real hook; between two attempts it lets the proxy heal a connect-phase fault."""
-
-    def __init__(self, proxy: FaultProxy, **kwargs) -> None:
-        super().__init__(timeout=TIMEOUT, retry_min_wait=0.01, retry_max_wait=0.05, **kwargs)
-        self.proxy = proxy
-
-    def _retrying(self, what, retryable, attempts=None):
-        kwargs = super()._retrying(what, retryable, attempts)
-        log_sleep = kwargs["before_sleep"]
-
-        def before_sleep(state) -> None:
-            self.proxy.heal()
-            log_sleep(state)
-
-        kwargs["before_sleep"] = before_sleep
-        return kwargs
-
-
 @pytest.fixture
 def through_proxy(emulators, tls_contexts, monkeypatch):
     """Run ``(cell, family, transport, attempts)``: a submit through a proxy holding the cell's fault."""
@@ -203,7 +106,8 @@ def through_proxy(emulators, tls_contexts, monkeypatch):
             monkeypatch.setenv(
                 "AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(proxy.url, EMULATOR_KEY, extra)
             )
-            hook = ObservedHook(proxy, retry_limit=attempts)
+            monkeypatch.setattr(HailuoHook, "_retrying", retrying_with_heal(proxy))
+            hook = HailuoHook(timeout=TIMEOUT, retry_min_wait=0.01, retry_max_wait=0.05, retry_limit=attempts)
             try:
                 outcome: str | BaseException = hook.submit(VideoRequest(prompt=f"cell {cell.fault.name}"))
             except HailuoError as err:
@@ -265,7 +169,8 @@ READ_FAULTS = [
 
 
 @pytest.mark.parametrize(
-    "cell", [pytest.param(c, id=c.fault.name) for c in READ_FAULTS if "ppinfra" in c.families]
+    "cell",
+    [pytest.param(c, id=c.fault.name) for c in walked(READ_FAULTS, NEWEST_LINE) if "ppinfra" in c.families],
 )
 def test_reads_are_retried_on_every_fault_on_workers_and_in_the_triggerer(emulators, monkeypatch, cell):
     emulator = emulators["ppinfra"]

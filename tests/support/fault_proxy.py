@@ -175,7 +175,7 @@ class FaultProxy:
 
     def _relay(self, client: socket.socket, fault: Fault | None) -> None:
         head, body = _read_request(client)
-        request = _with_connection_close(head) + body
+        request = _for_upstream(head, self._upstream) + body
         if fault is not None and fault.phase == "request":
             cut = len(head) // 2 if fault.cut == "headers" else len(head) + len(body) // 2
             self._forward(request[:cut], partial=True)
@@ -246,9 +246,15 @@ def _read_request(sock: socket.socket) -> tuple[bytes, bytes]:
     return head, body
 
 
-def _with_connection_close(head: bytes) -> bytes:
-    lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")]
-    return b"\r\n".join([*lines[:-2], b"Connection: close", b"", b""])
+def _for_upstream(head: bytes, upstream: tuple[str, int]) -> bytes:
+    """
+    The head as the emulator gets it: one exchange per connection, and its own ``Host`` (the links
+    it signs then point at it, not at this proxy: downloads are not what is being tested here).
+    """
+    dropped = (b"connection:", b"host:")
+    lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(dropped)]
+    host = f"Host: {upstream[0]}:{upstream[1]}".encode()
+    return b"\r\n".join([lines[0], host, *lines[1:-2], b"Connection: close", b"", b""])
 
 
 def _break(sock: socket.socket, how: str) -> None:
