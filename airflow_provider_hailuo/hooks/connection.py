@@ -239,17 +239,34 @@ def _base_url(host: str, schema: str | None, port: int | None, conn_id: str) -> 
     return urlunsplit(parts)
 
 
-def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
-    """Turn an Airflow connection into settings; one function for the sync and the async path."""
-    base_url = _base_url((conn.host or "").strip() or DEFAULT_BASE_URL, conn.schema, conn.port, conn.conn_id)
-    api_key = conn.password or ""
+def _api_key(password: str | None, conn_id: str) -> str:
+    """
+    The key as the header will carry it.
+
+    A key pasted with its line break made every call fail, and the HTTP library's error quoted the
+    header with the key in it (escaped, so the secrets masker missed it): whitespace around the key
+    is dropped, and a key with a control or invisible character inside is refused without showing it.
+    """
+    api_key = (password or "").strip()
     if not api_key:
         raise HailuoAuthError(
             401,
             "MISSING_API_KEY",
             "the connection has no API key: put it in the connection's password field",
-            conn_id=conn.conn_id,
+            conn_id=conn_id,
         )
+    if not (api_key.isascii() and api_key.isprintable()):
+        raise HailuoError(
+            f"The API key of connection {conn_id!r} holds a control, invisible or non-ASCII character: "
+            "an API key is printable ASCII text; paste it again into the password field"
+        )
+    return api_key
+
+
+def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
+    """Turn an Airflow connection into settings; one function for the sync and the async path."""
+    base_url = _base_url((conn.host or "").strip() or DEFAULT_BASE_URL, conn.schema, conn.port, conn.conn_id)
+    api_key = _api_key(conn.password, conn.conn_id)
     verify = _verify_setting(extra)
     hostname = urlsplit(base_url).hostname
     if verify is False and hostname not in LOOPBACK_HOSTS:

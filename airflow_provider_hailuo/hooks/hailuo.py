@@ -422,7 +422,8 @@ class HailuoHook(BaseHook):
         Read a task that does not exist: free, and it proves the host answers and takes the key.
 
         One attempt with short timeouts, so the form's Test button answers within about ten seconds,
-        and a message that says what a person can act on.
+        and a message that says what a person can act on. It never raises: the form shows whatever
+        escapes, and an unforeseen error's text may quote the key, so only its class is shown.
         """
         import requests
 
@@ -432,6 +433,8 @@ class HailuoHook(BaseHook):
             return False, "No API key: put the key in the connection's API key (password) field"
         except HailuoError as err:
             return False, str(err).replace(repr(self.hailuo_conn_id), "this connection")
+        except Exception as err:
+            return False, f"The connection could not be read ({type(err).__name__})"
         try:
             self.get_task_result("airflow-connection-test", attempts=1, timeout=CONNECTION_TEST_TIMEOUT)
         except HailuoAuthError as err:
@@ -447,6 +450,8 @@ class HailuoHook(BaseHook):
             return False, f"{settings.base_url} is unreachable ({type(err).__name__})"
         except HailuoError as err:
             return False, str(err).replace(repr(self.hailuo_conn_id), "this connection")
+        except Exception as err:
+            return False, f"Testing {settings.base_url} failed ({type(err).__name__})"
         return True, f"Connection OK: {settings.base_url} accepted the API key"
 
 

@@ -115,6 +115,49 @@ def test_missing_key_names_the_connection(emulator, monkeypatch):
     assert emulator.counters()["polls"] == 0
 
 
+@pytest.mark.parametrize("pasted", [f"{EMULATOR_KEY}\n", f" {EMULATOR_KEY}\r\n", f"\t{EMULATOR_KEY} "])
+def test_a_key_pasted_with_surrounding_whitespace_works(emulator, monkeypatch, pasted):
+    """A key copied with its line break: without the strip every call failed, the key in its error."""
+    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(emulator.url, pasted))
+    hook = make_hook()
+    task_id = hook.submit(VideoRequest(prompt="p"))
+    assert hook.get_task_result(task_id).task_id == task_id
+    assert asyncio.run(make_hook().aget_task_result(task_id)).task_id == task_id
+    assert make_hook().test_connection()[0] is True
+    assert emulator.counters().get("status_401", 0) == 0
+
+
+def _key_texts(err: BaseException) -> str:
+    """Everything an exception would print: its text, its repr, and those of its causes."""
+    texts = []
+    while err is not None:
+        texts += [str(err), repr(err)]
+        err = err.__cause__ or err.__context__
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("control", ["\x01", "\n", "\r", "\x7f", "\u200b"])
+def test_a_key_with_a_control_character_inside_is_refused_without_showing_it(emulator, monkeypatch, control):
+    head, tail = EMULATOR_KEY[:12], EMULATOR_KEY[12:]
+    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(emulator.url, head + control + tail))
+    calls = {
+        "read": lambda: make_hook().get_task_result("t-1"),
+        "submit": lambda: make_hook().submit(VideoRequest(prompt="p")),
+        "async read": lambda: asyncio.run(make_hook().aget_task_result("t-1")),
+    }
+    for what, call in calls.items():
+        with pytest.raises(HailuoError) as info:
+            call()
+        text = _key_texts(info.value)
+        assert "hailuo_default" in text and "control" in text, (what, text)
+        assert head not in text and tail not in text, (what, text)
+    ok, message = make_hook().test_connection()
+    assert ok is False
+    assert "control" in message
+    assert head not in message and tail not in message
+    assert (emulator.counters()["polls"], emulator.counters()["submit_requests"]) == (0, 0)
+
+
 def test_service_400_carries_its_message(hailuo_conn):
     hook = make_hook()
     session = hook.get_conn()

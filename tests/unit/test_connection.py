@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from airflow_provider_hailuo import get_provider_info
+from airflow_provider_hailuo.api import HailuoAuthError, HailuoError
 from airflow_provider_hailuo.hooks.connection import (
     FORM_FIELDS,
     build_ssl_context,
@@ -99,3 +100,26 @@ def test_ca_bundle_context_is_built_from_the_file(tmp_path):
     context = build_ssl_context(str(path))
     assert isinstance(context, ssl.SSLContext) and context.cert_store_stats()["x509_ca"] >= 1
     assert build_ssl_context(False) is False and build_ssl_context(True) is True
+
+
+@pytest.mark.parametrize("pasted", [f"{KEY}\n", f"  {KEY}\r\n", f"\t{KEY}", f"{KEY}\u00a0"])
+def test_whitespace_around_the_key_is_not_part_of_it(pasted):
+    settings = connection_settings(conn(password=pasted), {})
+    assert settings.api_key == KEY
+    assert settings.auth_header == {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.mark.parametrize("inside", ["\n", "\r\n", "\x00", "\x01", "\t", "\x7f", "\x85", "\u200b", "\u2028"])
+def test_a_control_character_inside_the_key_is_refused_naming_the_rule_not_the_key(inside):
+    head, tail = KEY[:10], KEY[10:]
+    with pytest.raises(HailuoError) as info:
+        connection_settings(conn(password=head + inside + tail, conn_id="my_conn"), {})
+    text = f"{info.value} {info.value!r}"
+    assert "'my_conn'" in text and "control" in text
+    assert head not in text and tail not in text
+    assert info.value.__cause__ is None and info.value.__context__ is None
+
+
+def test_a_key_of_whitespace_only_is_no_key():
+    with pytest.raises(HailuoAuthError, match="no API key"):
+        connection_settings(conn(password=" \n"), {})

@@ -112,6 +112,30 @@ def test_a_garbled_2xx_read_is_retried_on_workers_as_in_the_triggerer(unit_conn)
     assert result.status == "TASK_STATUS_QUEUED" and len(responses.calls) == 2
 
 
+@pytest.mark.parametrize(
+    "trouble",
+    [
+        ValueError(f"Invalid header value b'Bearer {KEY}\\n'"),  # what http.client said of a pasted key
+        RuntimeError(f"something unforeseen around {KEY}"),
+    ],
+)
+def test_test_connection_never_raises_nor_repeats_an_unexpected_error(unit_conn, monkeypatch, trouble):
+    def read(*args, **kwargs):
+        raise trouble
+
+    hook = HailuoHook()
+    monkeypatch.setattr(hook, "get_task_result", read)
+    ok, message = hook.test_connection()
+    assert ok is False
+    assert KEY not in message and type(trouble).__name__ in message
+
+
+def test_test_connection_of_a_connection_that_does_not_exist_answers_false(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_HAILUO_NOWHERE", raising=False)
+    ok, message = HailuoHook(hailuo_conn_id="hailuo_nowhere").test_connection()
+    assert ok is False and message
+
+
 @responses.activate
 def test_submit_sends_bearer_and_the_body(unit_conn):
     responses.post(f"{BASE}/v3/async/minimax-hailuo-02", json={"task_id": "abc"})
