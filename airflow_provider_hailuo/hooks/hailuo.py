@@ -466,10 +466,30 @@ ASYNC_SETTINGS_TTL = 60.0
 
 @dataclass(eq=False)
 class _SharedSettings:
-    """One lookup of a connection, shared by the triggers of a loop until it expires or is dropped."""
+    """
+    One lookup of a connection, shared by the triggers of a loop until it expires or is dropped.
+
+    The cache is keyed weakly by its loop, and a task holds its loop: the task is let go as soon as
+    it ends (its settings kept), or every loop that ever looked a connection up would stay alive.
+    """
 
     expires: float
-    lookup: asyncio.Task[ConnectionSettings]
+    lookup: asyncio.Task[ConnectionSettings] | None
+    settings: ConnectionSettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.lookup is not None:
+            self.lookup.add_done_callback(self._ended)
+
+    def _ended(self, lookup: asyncio.Task[ConnectionSettings]) -> None:
+        if not lookup.cancelled() and lookup.exception() is None:
+            self.settings = lookup.result()
+        self.lookup = None
+
+    @property
+    def usable(self) -> bool:
+        """Running, or done with settings: a failed lookup is not remembered."""
+        return self.lookup is not None or self.settings is not None
 
 
 _async_settings: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _SharedSettings]] = (
@@ -480,11 +500,11 @@ _async_settings: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, 
 def _shared_entry(
     conn_id: str, resolve: Callable[[], Coroutine[Any, Any, ConnectionSettings]]
 ) -> _SharedSettings:
-    """The loop's current lookup of ``conn_id``, started if there is none (or it expired)."""
+    """The loop's current lookup of ``conn_id``, started if there is none (or it expired or failed)."""
     loop = asyncio.get_running_loop()
     entries = _async_settings.setdefault(loop, {})
     entry = entries.get(conn_id)
-    if entry is None or entry.expires < loop.time():
+    if entry is None or entry.expires < loop.time() or not entry.usable:
         entry = entries[conn_id] = _SharedSettings(
             loop.time() + ASYNC_SETTINGS_TTL, loop.create_task(resolve())
         )
@@ -492,6 +512,9 @@ def _shared_entry(
 
 
 async def _await_entry(conn_id: str, entry: _SharedSettings) -> ConnectionSettings:
+    if entry.settings is not None:
+        return entry.settings
+    assert entry.lookup is not None  # _shared_entry hands out running or successful lookups only
     try:
         return await asyncio.shield(entry.lookup)
     except Exception:

@@ -7,13 +7,17 @@ aioresponses 0.7.9 cannot build responses for aiohttp 3.14.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import gc
 import time
+import weakref
 from types import SimpleNamespace
 
 import pytest
 import requests
 import responses
+from asgiref.sync import sync_to_async
 
 from airflow_provider_hailuo.api import (
     HailuoAuthError,
@@ -199,3 +203,20 @@ def test_env_proxy_is_resolved_once_like_trust_env(monkeypatch):
     proxy, auth = _env_proxy("https://api.ppinfra.com")
     assert proxy == "http://proxy.internal:3128" and auth.login == "user"
     assert _env_proxy("http://127.0.0.1:8000") == (None, None)
+
+
+def test_a_closed_event_loop_is_not_kept_alive_by_the_shared_settings(unit_conn):
+    """A triggerer (or a test run) goes through many loops: the settings cache must not pin them."""
+    loop = asyncio.new_event_loop()
+    try:
+        settings = loop.run_until_complete(HailuoHook().asettings())
+    finally:
+        loop.close()
+    assert settings.api_key == KEY
+    closed = weakref.ref(loop)
+    del loop
+    # asgiref (Airflow's async connection lookup) remembers the last loop it served in its worker
+    # thread's locals, until it serves another one: let it serve one, so only the hook's cache counts.
+    asyncio.run(sync_to_async(lambda: None)())
+    gc.collect()
+    assert closed() is None, gc.get_referrers(closed())
