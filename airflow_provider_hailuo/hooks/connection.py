@@ -10,6 +10,7 @@ in raw JSON.
 from __future__ import annotations
 
 import logging
+import math
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -278,8 +279,8 @@ def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettin
         read_timeout = float(timeout) if timeout is not None else None
     except (TypeError, ValueError):
         raise HailuoError(f"Connection {conn.conn_id!r}: extra `timeout` must be seconds") from None
-    if read_timeout is not None and read_timeout <= 0:
-        raise HailuoError(f"Connection {conn.conn_id!r}: extra `timeout` must be more than 0 seconds")
+    if read_timeout is not None and not 0 < read_timeout < math.inf:  # NaN fails this too
+        raise HailuoError(f"Connection {conn.conn_id!r}: extra `timeout` must be a number of seconds over 0")
     api = extra_value(extra, "api")
     group_id = extra_value(extra, "group_id")
     return ConnectionSettings(

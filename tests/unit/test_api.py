@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from airflow_provider_hailuo.api import (
@@ -14,6 +16,7 @@ from airflow_provider_hailuo.api import (
     Video,
     VideoRequest,
     coerce_rendered,
+    loose_int,
 )
 from airflow_provider_hailuo.dialects import DIALECTS
 
@@ -376,6 +379,38 @@ def test_ttl_as_int_and_unknown_status_tolerated():
     assert not result.finished and not result.known_status and result.state is TaskState.UNKNOWN
     assert result.eta == 12
     assert result.videos[0].ttl_seconds == 60
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("3600", 3600),
+        (" 12 ", 12),
+        (12.7, 12),
+        ("1e3", 1000),
+        ("1e999", None),
+        ("Infinity", None),
+        ("-inf", None),
+        ("NaN", None),
+        (float("inf"), None),
+        (float("nan"), None),
+        ("ten", None),
+        (True, None),
+        (None, None),
+    ],
+)
+def test_loose_int_reads_what_it_can_and_calls_the_rest_unreadable(value, expected):
+    assert loose_int(value) == expected
+
+
+def test_a_task_result_with_an_infinite_number_still_reads():
+    """Python's json reads ``Infinity`` and ``1e999`` as floats: an answer carrying one is not a crash."""
+    data = json.loads(
+        '{"task": {"task_id": "t", "status": "TASK_STATUS_PROCESSING", "eta": 1e999,'
+        ' "progress_percent": Infinity}, "videos": [{"video_url_ttl": "1e999"}]}'
+    )
+    result = TaskResult.from_json(data)
+    assert (result.eta, result.progress_percent, result.videos[0].ttl_seconds) == (None, None, None)
 
 
 def test_failed_result_keeps_reason():

@@ -65,7 +65,7 @@ def test_every_extra_is_read_from_the_form_as_stored():
     assert (settings.api, settings.group_id, settings.timeout) == ("minimax", "g-1", 12.0)
 
 
-@pytest.mark.parametrize("bad", ["abc", -1, 0])
+@pytest.mark.parametrize("bad", ["abc", -1, 0, "nan", "inf", "1e999"])
 def test_a_bad_timeout_names_the_extra(bad):
     with pytest.raises(Exception, match="timeout"):
         connection_settings(conn(), {"timeout": bad})
