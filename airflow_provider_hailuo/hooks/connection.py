@@ -85,7 +85,9 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "placeholders": {
         "host": "https://api.ppinfra.com, https://api.novita.ai or https://api.minimax.io",
         "password": "your PPInfra, Novita or MiniMax API key",
-        "port": "443 for https://, 80 for http:// (the Test button needs a port)",
+        # A Base URL without a scheme is https: a bare "80 for http://" read as "80 unless https://"
+        # gave https://host:80. A port already in the Base URL wins over this one.
+        "port": "443 for https:// or no scheme; 80 only for an http:// Base URL",
     },
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -10,6 +11,7 @@ from airflow_provider_hailuo import get_provider_info
 from airflow_provider_hailuo.api import HailuoAuthError, HailuoError
 from airflow_provider_hailuo.hooks.connection import (
     FORM_FIELDS,
+    UI_FIELD_BEHAVIOUR,
     build_ssl_context,
     conn_fields,
     connection_settings,
@@ -123,3 +125,16 @@ def test_a_control_character_inside_the_key_is_refused_naming_the_rule_not_the_k
 def test_a_key_of_whitespace_only_is_no_key():
     with pytest.raises(HailuoAuthError, match="no API key"):
         connection_settings(conn(password=" \n"), {})
+
+
+def test_the_port_placeholder_gives_443_to_a_base_url_typed_without_a_scheme():
+    """
+    A Base URL typed without a scheme is https: "80 for http://" was read as "80 unless https://",
+    and the port went into the URL as https://host:80, which no API answers.
+    """
+    assert connection_settings(conn(host="api.ppinfra.com", port=443), {}).base_url == (
+        "https://api.ppinfra.com:443"
+    )
+    placeholder = UI_FIELD_BEHAVIOUR["placeholders"]["port"]
+    assert re.match(r"443\b[^;]*\bno scheme\b", placeholder), placeholder
+    assert re.search(r"\b80 only\b[^;]*http://", placeholder), placeholder
