@@ -240,11 +240,9 @@ def test_submit_connect_refused_is_retried_then_reported_as_not_submitted(monkey
     assert not isinstance(info.value, HailuoSubmitUncertainError)
 
 
-def last_frame_request() -> VideoRequest:
-    """Valid for Novita and MiniMax, so it is built; PPInfra (the emulator's dialect) takes no last frame."""
-    return VideoRequest(
-        prompt="p", image_url="https://example.com/a.png", end_image_url="https://example.com/b.png"
-    )
+def request_at_512p() -> VideoRequest:
+    """Valid for MiniMax, so it is built; PPInfra (the emulator's dialect) has no 512P."""
+    return VideoRequest(prompt="p", image_url="https://example.com/a.png", resolution="512P")
 
 
 def request_changed_after_its_checks() -> VideoRequest:
@@ -257,7 +255,7 @@ def request_changed_after_its_checks() -> VideoRequest:
 @pytest.mark.parametrize(
     ("build", "field", "rule"),
     [
-        (last_frame_request, "end_image_url", "ppinfra"),
+        (request_at_512p, "resolution", "ppinfra"),
         (request_changed_after_its_checks, "resolution", "10 s"),
     ],
 )

@@ -157,6 +157,8 @@ def test_extra_body_cannot_override_the_requests_fields(field):
     ("vendor", "model", "wire_name"),
     [
         ("ppinfra", "hailuo-2.3", "image"),
+        ("ppinfra", "hailuo-02", "image"),
+        ("ppinfra", "hailuo-02", "end_image"),
         ("novita", "hailuo-02", "image"),
         ("novita", "hailuo-02", "end_image"),
         ("minimax", "hailuo-02", "first_frame_image"),
@@ -232,10 +234,10 @@ def test_a_last_frame_on_2_3_is_refused(model):
     assert "no last frame" in err.rule
 
 
-def test_a_last_frame_on_hailuo_02_where_the_vendor_takes_one():
+def test_a_last_frame_on_hailuo_02_on_every_vendor():
+    assert sent("ppinfra", image_url=FIRST, end_image_url=LAST)["end_image"] == LAST
     assert sent("novita", image_url=FIRST, end_image_url=LAST)["end_image"] == LAST
     assert sent("minimax", image_url=FIRST, end_image_url=LAST)["last_frame_image"] == LAST
-    refused_by("ppinfra", "end_image_url", image_url=FIRST, end_image_url=LAST)
 
 
 def test_a_last_frame_needs_a_first_frame():
@@ -243,18 +245,16 @@ def test_a_last_frame_needs_a_first_frame():
 
 
 def test_fast_pretreatment_where_documented():
-    assert sent("novita", fast_pretreatment=True)["fast_pretreatment"] is True
-    assert sent("minimax", fast_pretreatment=True)["fast_pretreatment"] is True
     for vendor in VENDORS:
+        assert sent(vendor, fast_pretreatment=True)["fast_pretreatment"] is True
         assert "fast_pretreatment" not in sent(vendor)  # the default is the service's own
-    refused_by("ppinfra", "fast_pretreatment", fast_pretreatment=True)
     refused_everywhere("fast_pretreatment", "hailuo-2.3-fast", image_url=FIRST, fast_pretreatment=True)
 
 
 def test_data_url_frames_where_the_vendor_takes_them():
+    assert sent("ppinfra", image_url=DATA_URL, end_image_url=DATA_URL)["end_image"] == DATA_URL
     assert sent("novita", image_url=DATA_URL)["image"] == DATA_URL
     assert sent("minimax", image_url=DATA_URL)["first_frame_image"] == DATA_URL
-    assert "takes no data: URLs" in refused_by("ppinfra", "image_url", image_url=DATA_URL).rule
 
 
 def test_a_passed_through_model_gets_the_shared_rules_only():
@@ -303,10 +303,11 @@ def test_body_has_defaults_and_omits_absent_image():
     }
 
 
-def test_ppinfra_refuses_what_it_does_not_take():
-    with pytest.raises(HailuoValidationError, match="end_image_url"):
-        ppinfra_body(VideoRequest(prompt="p", image_url=FIRST, end_image_url=LAST))
-    assert ppinfra_body(VideoRequest(prompt="p", image_url=FIRST))["image_url"] == FIRST
+def test_ppinfra_names_the_frames_image_and_end_image():
+    """PPInfra's current Hailuo-02 page: `image_url` (the seed's name) would buy a text-to-video."""
+    body = ppinfra_body(VideoRequest(prompt="p", image_url=FIRST, end_image_url=LAST))
+    assert (body["image"], body["end_image"]) == (FIRST, LAST)
+    assert "image_url" not in body and "end_image_url" not in body
 
 
 # --------------------------------------------------------------------------------------------------
