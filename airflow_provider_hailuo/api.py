@@ -366,6 +366,9 @@ class TaskStatus(StrEnum):
     QUEUED = "TASK_STATUS_QUEUED"
     PROCESSING = "TASK_STATUS_PROCESSING"
     SUCCEED = "TASK_STATUS_SUCCEED"
+    #: One revision of the docs spells the final word so (API.md 3b): read as unknown, a finished
+    #: video would be waited on until the deadline.
+    SUCCEEDED = "TASK_STATUS_SUCCEEDED"
     FAILED = "TASK_STATUS_FAILED"
 
 
@@ -385,6 +388,7 @@ V3_STATES: Mapping[str, TaskState] = {
     TaskStatus.QUEUED: TaskState.QUEUED,
     TaskStatus.PROCESSING: TaskState.PROCESSING,
     TaskStatus.SUCCEED: TaskState.SUCCEEDED,
+    TaskStatus.SUCCEEDED: TaskState.SUCCEEDED,
     TaskStatus.FAILED: TaskState.FAILED,
 }
 _STATE_VALUES = frozenset(state.value for state in TaskState)

@@ -158,7 +158,19 @@ def test_a_key_with_a_control_character_inside_is_refused_without_showing_it(emu
     assert (emulator.counters()["polls"], emulator.counters()["submit_requests"]) == (0, 0)
 
 
-def test_service_400_carries_its_message(hailuo_conn):
+def test_a_task_reported_as_succeeded_in_the_other_spelling_is_done_and_downloads(hailuo_conn):
+    """API.md 3b: one page spells the final word TASK_STATUS_SUCCEEDED; it must not wait forever."""
+    hook = make_hook()
+    task_id = hook.submit(VideoRequest(prompt="p"))
+    finished, _ = wait_until_finished(hook, task_id)
+    answer = dict(finished.raw)
+    answer["task"] = {**answer["task"], "status": "TASK_STATUS_SUCCEEDED"}
+    hailuo_conn.add_fault(endpoint="task_result", action="body", body=answer, count=-1)
+    for result in (hook.get_task_result(task_id), asyncio.run(make_hook().aget_task_result(task_id))):
+        assert result.succeeded and result.finished and result.status == "TASK_STATUS_SUCCEEDED"
+    with hook.stream_video(hook.fresh_video_link(task_id)) as response:
+        assert next(response.iter_content(64))[4:8] == b"ftyp"
+
     hook = make_hook()
     session = hook.get_conn()
     # What the service says when a client skips validation: the hook surfaces its message.

@@ -394,9 +394,12 @@ def test_512p_is_minimax_image_to_video_only(servers, monkeypatch):
     for api in VENDORS:
         server = connect(servers[api], monkeypatch)
         image_request = VideoRequest(prompt="a fox", image_url=FIRST, resolution="512P")
+        ten_seconds = VideoRequest(prompt="a fox", image_url=FIRST, resolution="512P", duration=10)
         if api == "minimax":
-            task_id = HailuoHook().submit(image_request)
-            assert server.task_body(task_id)["resolution"] == "512P"
+            for request in (image_request, ten_seconds):
+                task_id = HailuoHook().submit(request)
+                body = server.task_body(task_id)
+                assert (body["resolution"], body["duration"]) == ("512P", request.duration)
             refused = [{}, {"image_url": FIRST, "end_image_url": LAST}]  # text; with a last frame
             for fields in refused:
                 with pytest.raises(
@@ -405,6 +408,7 @@ def test_512p_is_minimax_image_to_video_only(servers, monkeypatch):
                 ):
                     HailuoHook().validate(VideoRequest(prompt="a fox", resolution="512P", **fields))
         else:
-            with pytest.raises(HailuoValidationError, match=rf"`resolution` .*\(hailuo-02 on {api}\)"):
-                HailuoHook().validate(image_request)
-        assert server.counters()["submit_requests"] == (1 if api == "minimax" else 0)
+            for request in (image_request, ten_seconds):
+                with pytest.raises(HailuoValidationError, match=rf"`resolution` .*\(hailuo-02 on {api}\)"):
+                    HailuoHook().validate(request)
+        assert server.counters()["submit_requests"] == (2 if api == "minimax" else 0)

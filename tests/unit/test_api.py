@@ -193,10 +193,13 @@ def test_1080p_is_6_seconds_only(model):
     assert "1080P is not available for 10 s videos" in err.rule and "10 s is 768P only" in err.rule
 
 
-def test_512p_is_image_to_video_on_minimax_only():
-    assert sent("minimax", resolution="512P", image_url=FIRST)["resolution"] == "512P"
+@pytest.mark.parametrize("duration", [6, 10])
+def test_512p_is_image_to_video_on_minimax_only(duration):
+    body = sent("minimax", resolution="512P", image_url=FIRST, duration=duration)
+    assert (body["resolution"], body["duration"]) == ("512P", duration)
     for vendor in ("ppinfra", "novita"):
-        assert "768P, 1080P" in refused_by(vendor, "resolution", resolution="512P", image_url=FIRST).rule
+        refusal = refused_by(vendor, "resolution", resolution="512P", image_url=FIRST, duration=duration)
+        assert "768P, 1080P" in refusal.rule
 
 
 def test_512p_text_to_video_is_refused_naming_minimaxs_rule():
@@ -204,16 +207,16 @@ def test_512p_text_to_video_is_refused_naming_minimaxs_rule():
     assert "512P is for image-to-video without a last frame only (hailuo-02 on minimax)" in err.rule
 
 
-def test_512p_is_refused_with_a_last_frame_and_at_10_seconds():
+@pytest.mark.parametrize("duration", [6, 10])
+def test_512p_is_refused_with_a_last_frame_at_either_duration(duration):
+    """API.md 5: Hailuo-02's 512P image-to-video is 6 or 10 s, never with a last frame."""
     with pytest.raises(HailuoValidationError) as with_last:
-        VideoRequest(prompt="p", resolution="512P", image_url=FIRST, end_image_url=LAST)
+        VideoRequest(prompt="p", resolution="512P", image_url=FIRST, end_image_url=LAST, duration=duration)
     assert "512P is for image-to-video without a last frame only (hailuo-02 on minimax)" in str(
         with_last.value
     )
-    ten_seconds = invalid("resolution", resolution="512P", image_url=FIRST, duration=10)
-    assert (
-        "512P is not available for 10 s videos: 10 s is 768P only (hailuo-02 on minimax)" in ten_seconds.rule
-    )
+    text = invalid("resolution", resolution="512P", duration=duration)
+    assert "512P is for image-to-video without a last frame only (hailuo-02 on minimax)" in text.rule
 
 
 @pytest.mark.parametrize("model", ["hailuo-2.3", "hailuo-2.3-fast"])
@@ -412,6 +415,12 @@ def test_a_task_result_with_an_infinite_number_still_reads():
     )
     result = TaskResult.from_json(data)
     assert (result.eta, result.progress_percent, result.videos[0].ttl_seconds) == (None, None, None)
+
+
+def test_an_old_xcom_with_the_succeeded_spelling_reads_as_succeeded():
+    """A dict written before results carried `state` is read by its status word alone."""
+    old = {"task_id": "t", "status": "TASK_STATUS_SUCCEEDED", "videos": [{"video_url": "https://cdn/v.mp4"}]}
+    assert TaskResult.from_xcom(old).succeeded and TaskResult.from_xcom(old).has_video
 
 
 def test_failed_result_keeps_reason():

@@ -316,11 +316,13 @@ def test_v3_read_states(dialect, status, state):
 
 
 @pytest.mark.parametrize("dialect", [PPINFRA, NOVITA])
-def test_v3_succeed_with_and_without_videos(dialect):
+@pytest.mark.parametrize("word", ["TASK_STATUS_SUCCEED", "TASK_STATUS_SUCCEEDED"])  # API.md 3b: both
+def test_v3_succeed_with_and_without_videos(dialect, word):
     video = {"video_url": "https://cdn/v.mp4", "video_url_ttl": "3600", "video_type": "mp4"}
-    done = dialect.parse_read(*answer(v3_task("TASK_STATUS_SUCCEED", [video])), task_id="t1", conn_id="c")
+    done = dialect.parse_read(*answer(v3_task(word, [video])), task_id="t1", conn_id="c")
     assert done.succeeded and done.has_video and done.video_url == "https://cdn/v.mp4"
-    empty = dialect.parse_read(*answer(v3_task("TASK_STATUS_SUCCEED")), task_id="t1", conn_id="c")
+    assert done.status == word  # the vendor's own word is kept for logs and XCom
+    empty = dialect.parse_read(*answer(v3_task(word)), task_id="t1", conn_id="c")
     assert empty.succeeded and not empty.has_video and empty.video_url is None
 
 
