@@ -11,6 +11,7 @@ knows which vendor its connection names.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -400,6 +401,9 @@ class TaskStatus(StrEnum):
     QUEUED = "TASK_STATUS_QUEUED"
     PROCESSING = "TASK_STATUS_PROCESSING"
     SUCCEED = "TASK_STATUS_SUCCEED"
+    #: One revision of the docs spells the final word so (API.md 3b): read as unknown, a finished
+    #: video would be waited on until the deadline.
+    SUCCEEDED = "TASK_STATUS_SUCCEEDED"
     FAILED = "TASK_STATUS_FAILED"
 
 
@@ -419,24 +423,30 @@ V3_STATES: Mapping[str, TaskState] = {
     TaskStatus.QUEUED: TaskState.QUEUED,
     TaskStatus.PROCESSING: TaskState.PROCESSING,
     TaskStatus.SUCCEED: TaskState.SUCCEEDED,
+    TaskStatus.SUCCEEDED: TaskState.SUCCEEDED,
     TaskStatus.FAILED: TaskState.FAILED,
 }
 _STATE_VALUES = frozenset(state.value for state in TaskState)
 
 
 def loose_int(value: Any) -> int | None:
-    """The services type numbers loosely (``"3600"`` or ``3600``); anything unreadable is None."""
+    """
+    The services type numbers loosely (``"3600"`` or ``3600``); anything unreadable is None.
+
+    Infinities and NaN are unreadable too (``json`` reads ``Infinity`` and ``1e999`` as floats):
+    one odd number in an answer must not crash the read that carries it.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, float):
-        return int(value)
     if isinstance(value, str):
         try:
-            return int(float(value.strip()))
+            value = float(value.strip())
         except ValueError:
             return None
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) else None
     return None
 
 

@@ -136,7 +136,7 @@ class MiniMaxDialect(Dialect):
             first_frame="first_frame_image",
             last_frame="last_frame_image",
             fast_pretreatment=True,
-            image_only_resolutions={6: ("512P",)},
+            image_only_resolutions={6: ("512P",), 10: ("512P",)},  # API.md 5: 6 or 10 s
         ),
         "hailuo-2.3": Offer(
             text_name="MiniMax-Hailuo-2.3",

@@ -84,8 +84,8 @@ def check_offer(request: VideoRequest, offer: Offer, model: str, vendor: str) ->
     """
     The rules of what a vendor's endpoint takes at all: frames and options.
 
-    They hold for passed-through models too, where they are the vendor's only known limits (PPInfra
-    documents no last-frame field, so a last frame there would be silently dropped).
+    They hold for passed-through models too, where they are the vendor's only known limits (a last
+    frame sent where the vendor documents no field for it would be silently dropped).
     """
 
     def refuse(field_name: str, rule: str) -> NoReturn:

@@ -1,17 +1,13 @@
 """
-Novita AI's "v3 async" API (API.md 3b): PPInfra's wire, with Novita's current field names.
+Novita AI's "v3 async" API (API.md 3b): PPInfra's wire under Novita's own host.
 
-Novita's Hailuo-02 page names the first frame ``image`` (not ``image_url``) and adds a last frame
-``end_image`` and ``fast_pretreatment``; a frame under a name the service ignores would buy a
-text-to-video, so only the field names differ from PPInfra. Frames may be ``data:`` URLs.
+Both vendors' current pages name the frames ``image`` and ``end_image`` and take ``data:`` images,
+so the dialects differ only in name; it stays a dialect of its own so a connection (and its logs
+and errors) says which vendor it pays, and so the two can part again when one page changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import ClassVar
-
-from airflow_provider_hailuo.dialects.models import Offer
 from airflow_provider_hailuo.dialects.ppinfra import PPInfraDialect
 
 
@@ -20,15 +16,3 @@ class NovitaDialect(PPInfraDialect):
 
     name = "novita"
     console = "Novita AI's console (task list and billing)"
-    accepts_data_url = True
-    passthrough_frames = ("image", "end_image")
-    offers: ClassVar[Mapping[str, Offer]] = {
-        **PPInfraDialect.offers,
-        "hailuo-02": Offer(
-            text_name="minimax-hailuo-02",
-            image_name="minimax-hailuo-02",
-            first_frame="image",
-            last_frame="end_image",
-            fast_pretreatment=True,
-        ),
-    }

@@ -1,8 +1,10 @@
 """
 PPInfra's "v3 async" API (API.md 1-3, 3b): ``POST /v3/async/<endpoint>``, ``GET /v3/async/task-result``.
 
-Errors are HTTP statuses; the video link is in the task result. PPInfra's Hailuo-02 page names the
-first frame ``image_url`` and has no last frame; its 2.3 pages name it ``image``.
+Errors are HTTP statuses; the video link is in the task result. PPInfra's current Hailuo-02 page
+names the frames ``image`` and ``end_image`` (http(s) or base64 ``data:`` images) like Novita's:
+the seed's ``image_url`` is gone, and a frame under a name the service does not read would buy a
+text-to-video. The 2.3 pages name the first frame ``image`` too.
 """
 
 from __future__ import annotations
@@ -18,6 +20,15 @@ from airflow_provider_hailuo.dialects.models import Offer
 
 TASK_RESULT_PATH = "/v3/async/task-result"
 
+#: Hailuo-02 on the "v3 async" family (PPInfra's and Novita's current pages): one endpoint for text,
+#: image and first-and-last-frame videos.
+V3_HAILUO_02 = Offer(
+    text_name="minimax-hailuo-02",
+    image_name="minimax-hailuo-02",
+    first_frame="image",
+    last_frame="end_image",
+    fast_pretreatment=True,
+)
 #: Hailuo 2.3 on the "v3 async" family (PPInfra and Novita alike): one endpoint for text, one for
 #: image-to-video; Fast is image-to-video only and has no ``fast_pretreatment``.
 V3_HAILUO_23 = Offer(
@@ -34,15 +45,13 @@ class PPInfraDialect(Dialect):
 
     name = "ppinfra"
     console = "PPInfra's console (task list and billing)"
-    accepts_data_url = False
+    accepts_data_url = True
     prompt_expansion_field = "enable_prompt_expansion"
-    passthrough_frames: ClassVar[tuple[str, str | None]] = ("image_url", None)
+    passthrough_frames: ClassVar[tuple[str, str | None]] = ("image", "end_image")
     #: A passed-through name is a path segment: no ``/``, no ``..``, nothing to escape.
     passthrough_name_form = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
     offers: ClassVar[Mapping[str, Offer]] = {
-        "hailuo-02": Offer(
-            text_name="minimax-hailuo-02", image_name="minimax-hailuo-02", first_frame="image_url"
-        ),
+        "hailuo-02": V3_HAILUO_02,
         "hailuo-2.3": V3_HAILUO_23,
         "hailuo-2.3-fast": V3_HAILUO_23_FAST,
     }

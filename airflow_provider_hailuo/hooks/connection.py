@@ -10,6 +10,7 @@ in raw JSON.
 from __future__ import annotations
 
 import logging
+import math
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -84,7 +85,9 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "placeholders": {
         "host": "https://api.ppinfra.com, https://api.novita.ai or https://api.minimax.io",
         "password": "your PPInfra, Novita or MiniMax API key",
-        "port": "443 for https://, 80 for http:// (the Test button needs a port)",
+        # A Base URL without a scheme is https: a bare "80 for http://" read as "80 unless https://"
+        # gave https://host:80. A port already in the Base URL wins over this one.
+        "port": "443 for https:// or no scheme; 80 only for an http:// Base URL",
     },
 }
 
@@ -239,17 +242,34 @@ def _base_url(host: str, schema: str | None, port: int | None, conn_id: str) -> 
     return urlunsplit(parts)
 
 
-def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
-    """Turn an Airflow connection into settings; one function for the sync and the async path."""
-    base_url = _base_url((conn.host or "").strip() or DEFAULT_BASE_URL, conn.schema, conn.port, conn.conn_id)
-    api_key = conn.password or ""
+def _api_key(password: str | None, conn_id: str) -> str:
+    """
+    The key as the header will carry it.
+
+    A key pasted with its line break made every call fail, and the HTTP library's error quoted the
+    header with the key in it (escaped, so the secrets masker missed it): whitespace around the key
+    is dropped, and a key with a control or invisible character inside is refused without showing it.
+    """
+    api_key = (password or "").strip()
     if not api_key:
         raise HailuoAuthError(
             401,
             "MISSING_API_KEY",
             "the connection has no API key: put it in the connection's password field",
-            conn_id=conn.conn_id,
+            conn_id=conn_id,
         )
+    if not (api_key.isascii() and api_key.isprintable()):
+        raise HailuoError(
+            f"The API key of connection {conn_id!r} holds a control, invisible or non-ASCII character: "
+            "an API key is printable ASCII text; paste it again into the password field"
+        )
+    return api_key
+
+
+def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettings:
+    """Turn an Airflow connection into settings; one function for the sync and the async path."""
+    base_url = _base_url((conn.host or "").strip() or DEFAULT_BASE_URL, conn.schema, conn.port, conn.conn_id)
+    api_key = _api_key(conn.password, conn.conn_id)
     verify = _verify_setting(extra)
     hostname = urlsplit(base_url).hostname
     if verify is False and hostname not in LOOPBACK_HOSTS:
@@ -261,8 +281,8 @@ def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettin
         read_timeout = float(timeout) if timeout is not None else None
     except (TypeError, ValueError):
         raise HailuoError(f"Connection {conn.conn_id!r}: extra `timeout` must be seconds") from None
-    if read_timeout is not None and read_timeout <= 0:
-        raise HailuoError(f"Connection {conn.conn_id!r}: extra `timeout` must be more than 0 seconds")
+    if read_timeout is not None and not 0 < read_timeout < math.inf:  # NaN fails this too
+        raise HailuoError(f"Connection {conn.conn_id!r}: extra `timeout` must be a number of seconds over 0")
     api = extra_value(extra, "api")
     group_id = extra_value(extra, "group_id")
     return ConnectionSettings(

@@ -449,7 +449,8 @@ class HailuoHook(BaseHook):
         Read a task that does not exist: free, and it proves the host answers and takes the key.
 
         One attempt with short timeouts, so the form's Test button answers within about ten seconds,
-        and a message that says what a person can act on.
+        and a message that says what a person can act on. It never raises: the form shows whatever
+        escapes, and an unforeseen error's text may quote the key, so only its class is shown.
         """
         try:
             settings = self.settings
@@ -457,6 +458,8 @@ class HailuoHook(BaseHook):
             return False, "No API key: put the key in the connection's API key (password) field"
         except HailuoError as err:
             return False, str(err).replace(repr(self.hailuo_conn_id), "this connection")
+        except Exception as err:
+            return False, f"The connection could not be read ({type(err).__name__})"
         try:
             self.get_task_result("airflow-connection-test", attempts=1, timeout=CONNECTION_TEST_TIMEOUT)
         except HailuoAuthError as err:
@@ -473,6 +476,8 @@ class HailuoHook(BaseHook):
             return False, f"{settings.base_url} is unreachable ({cause})"
         except HailuoError as err:
             return False, str(err).replace(repr(self.hailuo_conn_id), "this connection")
+        except Exception as err:
+            return False, f"Testing {settings.base_url} failed ({type(err).__name__})"
         return True, f"Connection OK: {settings.base_url} accepted the API key"
 
 
@@ -500,10 +505,30 @@ ASYNC_SETTINGS_TTL = 60.0
 
 @dataclass(eq=False)
 class _SharedSettings:
-    """One lookup of a connection, shared by the triggers of a loop until it expires or is dropped."""
+    """
+    One lookup of a connection, shared by the triggers of a loop until it expires or is dropped.
+
+    The cache is keyed weakly by its loop, and a task holds its loop: the task is let go as soon as
+    it ends (its settings kept), or every loop that ever looked a connection up would stay alive.
+    """
 
     expires: float
-    lookup: asyncio.Task[ConnectionSettings]
+    lookup: asyncio.Task[ConnectionSettings] | None
+    settings: ConnectionSettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.lookup is not None:
+            self.lookup.add_done_callback(self._ended)
+
+    def _ended(self, lookup: asyncio.Task[ConnectionSettings]) -> None:
+        if not lookup.cancelled() and lookup.exception() is None:
+            self.settings = lookup.result()
+        self.lookup = None
+
+    @property
+    def usable(self) -> bool:
+        """Running, or done with settings: a failed lookup is not remembered."""
+        return self.lookup is not None or self.settings is not None
 
 
 _async_settings: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _SharedSettings]] = (
@@ -514,11 +539,11 @@ _async_settings: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, 
 def _shared_entry(
     conn_id: str, resolve: Callable[[], Coroutine[Any, Any, ConnectionSettings]]
 ) -> _SharedSettings:
-    """The loop's current lookup of ``conn_id``, started if there is none (or it expired)."""
+    """The loop's current lookup of ``conn_id``, started if there is none (or it expired or failed)."""
     loop = asyncio.get_running_loop()
     entries = _async_settings.setdefault(loop, {})
     entry = entries.get(conn_id)
-    if entry is None or entry.expires < loop.time():
+    if entry is None or entry.expires < loop.time() or not entry.usable:
         entry = entries[conn_id] = _SharedSettings(
             loop.time() + ASYNC_SETTINGS_TTL, loop.create_task(resolve())
         )
@@ -526,6 +551,9 @@ def _shared_entry(
 
 
 async def _await_entry(conn_id: str, entry: _SharedSettings) -> ConnectionSettings:
+    if entry.settings is not None:
+        return entry.settings
+    assert entry.lookup is not None  # _shared_entry hands out running or successful lookups only
     try:
         return await asyncio.shield(entry.lookup)
     except Exception:

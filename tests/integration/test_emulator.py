@@ -153,7 +153,7 @@ def test_missing_or_wrong_key_is_401(emulator):
         ({"prompt": "x", "duration": 10, "resolution": "1080P"}, "resolution"),
         ({"prompt": ""}, "prompt"),
         ({"duration": 6}, "prompt"),
-        ({"prompt": "x", "image_url": "file:///etc/passwd"}, "image_url"),
+        ({"prompt": "x", "image": "file:///etc/passwd"}, "image"),
         ({"prompt": "x", "enable_prompt_expansion": "yes"}, "enable_prompt_expansion"),
     ],
 )
@@ -703,7 +703,7 @@ def test_media_faults_on_submit_mark_every_download_of_the_task(emulator, action
 
 
 # --------------------------------------------------------------------------------------------------
-# PPInfra: the 2.3 endpoints, and frames under PPInfra's names only
+# PPInfra: the 2.3 endpoints, and frames under PPInfra's current names only
 # --------------------------------------------------------------------------------------------------
 def post_v3(server: EmulatorServer, endpoint: str, body: dict[str, Any]) -> requests.Response:
     return requests.post(f"{server.url}/v3/async/{endpoint}", json=body, headers=auth(server), timeout=10)
@@ -726,11 +726,11 @@ LAST = "https://images.example.com/last.png"
         ("minimax-hailuo-2.3-t2v", {"prompt": "x", "duration": 10, "resolution": "1080P"}, "resolution"),
         ("minimax-hailuo-2.3-t2v", {"prompt": "x", "resolution": "512P"}, "resolution"),
         ("minimax-hailuo-2.3-t2v", {"prompt": "x", "aigc_watermark": "yes"}, "aigc_watermark"),
-        (
-            "minimax-hailuo-02",
-            {"prompt": "x", "image_url": "data:image/png;base64,iVBORw0KGgo="},
-            "image_url",
-        ),
+        # the seed's name, gone from the current page: refused, not read as a frame nor ignored
+        ("minimax-hailuo-02", {"prompt": "x", "image_url": FRAME}, "image_url"),
+        ("minimax-hailuo-02", {"prompt": "x", "image": "data:image/png;base64,not base64!"}, "image"),
+        ("minimax-hailuo-02", {"prompt": "x", "image": FRAME, "end_image": "ftp://h/x.png"}, "end_image"),
+        ("minimax-hailuo-02", {"prompt": "x", "fast_pretreatment": "yes"}, "fast_pretreatment"),
         ("minimax-hailuo-02", {"prompt": "x", "resolution": "512P"}, "resolution"),
         ("minimax-hailuo-2.3-i2v", {"prompt": "x", "image": "ftp://h/x.png"}, "image"),
     ],
@@ -744,11 +744,17 @@ def test_ppinfra_endpoint_rules(emulator, endpoint, body, field):
 @pytest.mark.parametrize(
     ("endpoint", "body", "task_type", "mode"),
     [
-        ("minimax-hailuo-02", {"image_url": FRAME}, "MINIMAX_HAILUO_02", "image-to-video"),
+        ("minimax-hailuo-02", {"image": FRAME}, "MINIMAX_HAILUO_02", "image-to-video"),
+        (
+            "minimax-hailuo-02",
+            {"image": FRAME, "end_image": LAST, "fast_pretreatment": True},
+            "MINIMAX_HAILUO_02",
+            "first-last-frame",
+        ),
         ("minimax-hailuo-2.3-t2v", {"aigc_watermark": True}, "MINIMAX_HAILUO_2_3_T2V", "text-to-video"),
         ("minimax-hailuo-2.3-i2v", {"image": FRAME}, "MINIMAX_HAILUO_2_3_I2V", "image-to-video"),
         ("minimax-hailuo-2.3-fast-i2v", {"image": FRAME}, "MINIMAX_HAILUO_2_3_FAST_I2V", "image-to-video"),
-        ("minimax-video-01", {"image_url": FRAME}, "MINIMAX_VIDEO_01", "image-to-video"),
+        ("minimax-video-01", {"image": FRAME}, "MINIMAX_VIDEO_01", "image-to-video"),
     ],
 )
 def test_ppinfra_endpoints_accept_their_own_fields(emulator, endpoint, body, task_type, mode):
@@ -760,13 +766,22 @@ def test_ppinfra_endpoints_accept_their_own_fields(emulator, endpoint, body, tas
     assert task["spec"]["mode"] == mode and task["path"] == f"/v3/async/{endpoint}"
 
 
-def test_ppinfra_ignores_novitas_frame_names(emulator):
-    """`image`/`end_image` on PPInfra's Hailuo-02 buy a text-to-video; the body shows they arrived."""
-    task_id = submit(emulator, {"prompt": "x", "image": FRAME, "end_image": LAST}).json()["task_id"]
+def test_ppinfra_reads_image_and_end_image_as_data_urls_too(emulator):
+    """PPInfra's current Hailuo-02 page: `image`/`end_image`, http(s) or base64 `data:` images."""
+    first, last = png_data_url(), png_data_url(kind="JPEG")
+    task_id = submit(emulator, {"prompt": "x", "image": first, "end_image": last}).json()["task_id"]
     task = emulator.tasks()[task_id]
-    assert task["body"] == {"prompt": "x", "image": FRAME, "end_image": LAST}
     assert task["fields"] == ["end_image", "image", "prompt"]
-    assert task["spec"]["first_frame"] is None and task["spec"]["mode"] == "text-to-video"
+    assert (task["spec"]["first_frame"], task["spec"]["last_frame"]) == (first, last)
+    assert task["spec"]["mode"] == "first-last-frame"
+
+
+def test_ppinfra_refuses_the_seeds_image_url_on_hailuo_02(emulator):
+    """A client still sending `image_url` learns it at once, not from a text-to-video on its invoice."""
+    resp = submit(emulator, {"prompt": "x", "image_url": FRAME})
+    message = assert_error_shape(resp, 400, "INVALID_REQUEST_BODY")["message"]
+    assert "`image_url`" in message and "`image`" in message
+    assert emulator.counters()["submits"] == 0
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 from airflow_provider_hailuo.api import (
     HailuoAPIError,
     HailuoAuthError,
+    HailuoError,
     HailuoLinkExpiredError,
     HailuoNotFoundError,
     HailuoSubmitUncertainError,
@@ -115,7 +116,62 @@ def test_missing_key_names_the_connection(emulator, monkeypatch):
     assert emulator.counters()["polls"] == 0
 
 
-def test_service_400_carries_its_message(hailuo_conn):
+@pytest.mark.parametrize("pasted", [f"{EMULATOR_KEY}\n", f" {EMULATOR_KEY}\r\n", f"\t{EMULATOR_KEY} "])
+def test_a_key_pasted_with_surrounding_whitespace_works(emulator, monkeypatch, pasted):
+    """A key copied with its line break: without the strip every call failed, the key in its error."""
+    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(emulator.url, pasted))
+    hook = make_hook()
+    task_id = hook.submit(VideoRequest(prompt="p"))
+    assert hook.get_task_result(task_id).task_id == task_id
+    assert asyncio.run(make_hook().aget_task_result(task_id)).task_id == task_id
+    assert make_hook().test_connection()[0] is True
+    assert emulator.counters().get("status_401", 0) == 0
+
+
+def _key_texts(err: BaseException) -> str:
+    """Everything an exception would print: its text, its repr, and those of its causes."""
+    texts = []
+    while err is not None:
+        texts += [str(err), repr(err)]
+        err = err.__cause__ or err.__context__
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("control", ["\x01", "\n", "\r", "\x7f", "\u200b"])
+def test_a_key_with_a_control_character_inside_is_refused_without_showing_it(emulator, monkeypatch, control):
+    head, tail = EMULATOR_KEY[:12], EMULATOR_KEY[12:]
+    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(emulator.url, head + control + tail))
+    calls = {
+        "read": lambda: make_hook().get_task_result("t-1"),
+        "submit": lambda: make_hook().submit(VideoRequest(prompt="p")),
+        "async read": lambda: asyncio.run(make_hook().aget_task_result("t-1")),
+    }
+    for what, call in calls.items():
+        with pytest.raises(HailuoError) as info:
+            call()
+        text = _key_texts(info.value)
+        assert "hailuo_default" in text and "control" in text, (what, text)
+        assert head not in text and tail not in text, (what, text)
+    ok, message = make_hook().test_connection()
+    assert ok is False
+    assert "control" in message
+    assert head not in message and tail not in message
+    assert (emulator.counters()["polls"], emulator.counters()["submit_requests"]) == (0, 0)
+
+
+def test_a_task_reported_as_succeeded_in_the_other_spelling_is_done_and_downloads(hailuo_conn):
+    """API.md 3b: one page spells the final word TASK_STATUS_SUCCEEDED; it must not wait forever."""
+    hook = make_hook()
+    task_id = hook.submit(VideoRequest(prompt="p"))
+    finished, _ = wait_until_finished(hook, task_id)
+    answer = dict(finished.raw)
+    answer["task"] = {**answer["task"], "status": "TASK_STATUS_SUCCEEDED"}
+    hailuo_conn.add_fault(endpoint="task_result", action="body", body=answer, count=-1)
+    for result in (hook.get_task_result(task_id), asyncio.run(make_hook().aget_task_result(task_id))):
+        assert result.succeeded and result.finished and result.status == "TASK_STATUS_SUCCEEDED"
+    with hook.stream_video(hook.fresh_video_link(task_id)) as response:
+        assert next(response.iter_content(64))[4:8] == b"ftyp"
+
     hook = make_hook()
     session = hook.get_conn()
     # What the service says when a client skips validation: the hook surfaces its message.
@@ -197,11 +253,9 @@ def test_submit_connect_refused_is_retried_then_reported_as_not_submitted(monkey
     assert not info.value.request_sent and "NewConnectionError" in str(info.value)
 
 
-def last_frame_request() -> VideoRequest:
-    """Valid for Novita and MiniMax, so it is built; PPInfra (the emulator's dialect) takes no last frame."""
-    return VideoRequest(
-        prompt="p", image_url="https://example.com/a.png", end_image_url="https://example.com/b.png"
-    )
+def request_at_512p() -> VideoRequest:
+    """Valid for MiniMax, so it is built; PPInfra (the emulator's dialect) has no 512P."""
+    return VideoRequest(prompt="p", image_url="https://example.com/a.png", resolution="512P")
 
 
 def request_changed_after_its_checks() -> VideoRequest:
@@ -214,7 +268,7 @@ def request_changed_after_its_checks() -> VideoRequest:
 @pytest.mark.parametrize(
     ("build", "field", "rule"),
     [
-        (last_frame_request, "end_image_url", "ppinfra"),
+        (request_at_512p, "resolution", "ppinfra"),
         (request_changed_after_its_checks, "resolution", "10 s"),
     ],
 )

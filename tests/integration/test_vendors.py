@@ -32,9 +32,9 @@ VENDOR_DAGS = Path(__file__).resolve().parents[1] / "dags" / "hailuo_vendor_pipe
 PROMPTS = ["a lighthouse in a storm", "a koi pond in autumn"]
 FIRST = "https://images.example.com/first.png"
 LAST = "https://images.example.com/last.png"
-#: Each vendor's names for the first and last frame (None: the vendor takes no last frame).
+#: Each vendor's names for the first and last frame of Hailuo-02.
 FRAME_FIELDS = {
-    "ppinfra": ("image_url", None),
+    "ppinfra": ("image", "end_image"),
     "novita": ("image", "end_image"),
     "minimax": ("first_frame_image", "last_frame_image"),
 }
@@ -90,12 +90,6 @@ def minimax(servers, monkeypatch) -> Iterator[EmulatorServer]:
 def ppinfra(servers, monkeypatch) -> Iterator[EmulatorServer]:
     yield connect(servers["ppinfra"], monkeypatch)
     servers["ppinfra"].reset()
-
-
-@pytest.fixture(params=("novita", "minimax"))
-def data_url_vendor(request, servers, monkeypatch) -> Iterator[EmulatorServer]:
-    yield connect(servers[request.param], monkeypatch)
-    servers[request.param].reset()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -251,25 +245,30 @@ def test_minimax_1000_on_reads_is_retried_and_the_wait_succeeds(airflow_db, mini
 # --------------------------------------------------------------------------------------------------
 def test_first_and_last_frames_arrive_under_the_vendors_names(airflow_db, vendor):
     first_field, last_field = FRAME_FIELDS[vendor.api]
-    outcome = submit_and_wait(image_url=FIRST, end_image_url=LAST if last_field else None)
+    outcome = submit_and_wait(image_url=FIRST, end_image_url=LAST)
     assert outcome.state == "success"
     task_id, body = only_task(vendor)
-    expected = {first_field: FIRST, **({last_field: LAST} if last_field else {})}
+    expected = {first_field: FIRST, last_field: LAST}
     assert {k: v for k, v in body.items() if k in EVERY_FRAME_FIELD} == expected  # the others absent
     spec = vendor.tasks()[task_id]["spec"]
-    assert spec["first_frame"] == FIRST  # the service read the frame: an image-to-video was bought
-    assert spec["mode"] == ("first-last-frame" if last_field else "image-to-video")
+    # the service read both frames: a first-and-last-frame video was bought, not a text-to-video
+    assert (spec["first_frame"], spec["last_frame"], spec["mode"]) == (FIRST, LAST, "first-last-frame")
     if vendor.api == "minimax":
         assert body["prompt_optimizer"] is True and "enable_prompt_expansion" not in body
     else:
         assert body["enable_prompt_expansion"] is True and "prompt_optimizer" not in body
 
 
-def test_ppinfra_refuses_a_last_frame_on_hailuo_02_before_any_submit(airflow_db, ppinfra, capfd):
-    outcome = submit_and_wait(image_url=FIRST, end_image_url=LAST)
-    assert_failed_before_any_submit(outcome, ppinfra)
-    out = capfd.readouterr().out
-    assert "`end_image_url` is not taken: this model has no last frame here (hailuo-02 on ppinfra)" in out
+@pytest.mark.parametrize("with_last", [False, True], ids=["image", "image+end_image"])
+def test_an_image_to_video_on_ppinfra_carries_image_and_end_image(ppinfra, with_last):
+    """PPInfra's current Hailuo-02 page: the seed's `image_url` would be refused (or ignored)."""
+    request = VideoRequest(prompt="a fox", image_url=FIRST, end_image_url=LAST if with_last else None)
+    task_id = HailuoHook().submit(request)
+    body = ppinfra.task_body(task_id)
+    assert body["image"] == FIRST and body.get("end_image") == (LAST if with_last else None)
+    assert "image_url" not in body and "end_image_url" not in body
+    spec = ppinfra.tasks()[task_id]["spec"]
+    assert spec["mode"] == ("first-last-frame" if with_last else "image-to-video")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -308,26 +307,18 @@ def test_an_object_storage_path_frame_reaches_the_vendor_as_a_signed_url(
     assert vendor.tasks()[task_id]["spec"]["mode"] == "image-to-video"
 
 
-def test_a_local_frame_reaches_novita_and_minimax_as_a_data_url(airflow_db, data_url_vendor, tmp_path):
+def test_a_local_frame_reaches_each_vendor_as_a_data_url(airflow_db, vendor, tmp_path):
     image = png()
     frame = tmp_path / "first.png"
     frame.write_bytes(image)
     outcome = submit_and_wait(image_url=frame.as_uri())
     assert outcome.state == "success"
-    _, body = only_task(data_url_vendor)
-    sent = body[FRAME_FIELDS[data_url_vendor.api][0]]
+    task_id, body = only_task(vendor)
+    sent = body[FRAME_FIELDS[vendor.api][0]]
     prefix = "data:image/png;base64,"
     assert sent.startswith(prefix)
     assert base64.b64decode(sent.removeprefix(prefix)) == image
-
-
-def test_a_local_frame_on_ppinfra_fails_before_any_submit(airflow_db, ppinfra, tmp_path, capfd):
-    frame = tmp_path / "first.png"
-    frame.write_bytes(png())
-    outcome = submit_and_wait(image_url=frame.as_uri())
-    assert_failed_before_any_submit(outcome, ppinfra)
-    out = capfd.readouterr().out
-    assert "`image_url` cannot be a local file" in out and "ppinfra takes this frame only by URL" in out
+    assert vendor.tasks()[task_id]["spec"]["mode"] == "image-to-video"  # the service read it
 
 
 def test_a_frame_too_small_for_minimax_fails_before_any_submit(
@@ -403,9 +394,12 @@ def test_512p_is_minimax_image_to_video_only(servers, monkeypatch):
     for api in VENDORS:
         server = connect(servers[api], monkeypatch)
         image_request = VideoRequest(prompt="a fox", image_url=FIRST, resolution="512P")
+        ten_seconds = VideoRequest(prompt="a fox", image_url=FIRST, resolution="512P", duration=10)
         if api == "minimax":
-            task_id = HailuoHook().submit(image_request)
-            assert server.task_body(task_id)["resolution"] == "512P"
+            for request in (image_request, ten_seconds):
+                task_id = HailuoHook().submit(request)
+                body = server.task_body(task_id)
+                assert (body["resolution"], body["duration"]) == ("512P", request.duration)
             refused = [{}, {"image_url": FIRST, "end_image_url": LAST}]  # text; with a last frame
             for fields in refused:
                 with pytest.raises(
@@ -414,6 +408,7 @@ def test_512p_is_minimax_image_to_video_only(servers, monkeypatch):
                 ):
                     HailuoHook().validate(VideoRequest(prompt="a fox", resolution="512P", **fields))
         else:
-            with pytest.raises(HailuoValidationError, match=rf"`resolution` .*\(hailuo-02 on {api}\)"):
-                HailuoHook().validate(image_request)
-        assert server.counters()["submit_requests"] == (1 if api == "minimax" else 0)
+            for request in (image_request, ten_seconds):
+                with pytest.raises(HailuoValidationError, match=rf"`resolution` .*\(hailuo-02 on {api}\)"):
+                    HailuoHook().validate(request)
+        assert server.counters()["submit_requests"] == (2 if api == "minimax" else 0)

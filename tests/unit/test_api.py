@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from airflow_provider_hailuo.api import (
@@ -14,6 +16,7 @@ from airflow_provider_hailuo.api import (
     Video,
     VideoRequest,
     coerce_rendered,
+    loose_int,
 )
 from airflow_provider_hailuo.dialects import DIALECTS
 
@@ -154,6 +157,8 @@ def test_extra_body_cannot_override_the_requests_fields(field):
     ("vendor", "model", "wire_name"),
     [
         ("ppinfra", "hailuo-2.3", "image"),
+        ("ppinfra", "hailuo-02", "image"),
+        ("ppinfra", "hailuo-02", "end_image"),
         ("novita", "hailuo-02", "image"),
         ("novita", "hailuo-02", "end_image"),
         ("minimax", "hailuo-02", "first_frame_image"),
@@ -188,10 +193,13 @@ def test_1080p_is_6_seconds_only(model):
     assert "1080P is not available for 10 s videos" in err.rule and "10 s is 768P only" in err.rule
 
 
-def test_512p_is_image_to_video_on_minimax_only():
-    assert sent("minimax", resolution="512P", image_url=FIRST)["resolution"] == "512P"
+@pytest.mark.parametrize("duration", [6, 10])
+def test_512p_is_image_to_video_on_minimax_only(duration):
+    body = sent("minimax", resolution="512P", image_url=FIRST, duration=duration)
+    assert (body["resolution"], body["duration"]) == ("512P", duration)
     for vendor in ("ppinfra", "novita"):
-        assert "768P, 1080P" in refused_by(vendor, "resolution", resolution="512P", image_url=FIRST).rule
+        refusal = refused_by(vendor, "resolution", resolution="512P", image_url=FIRST, duration=duration)
+        assert "768P, 1080P" in refusal.rule
 
 
 def test_512p_text_to_video_is_refused_naming_minimaxs_rule():
@@ -199,16 +207,16 @@ def test_512p_text_to_video_is_refused_naming_minimaxs_rule():
     assert "512P is for image-to-video without a last frame only (hailuo-02 on minimax)" in err.rule
 
 
-def test_512p_is_refused_with_a_last_frame_and_at_10_seconds():
+@pytest.mark.parametrize("duration", [6, 10])
+def test_512p_is_refused_with_a_last_frame_at_either_duration(duration):
+    """API.md 5: Hailuo-02's 512P image-to-video is 6 or 10 s, never with a last frame."""
     with pytest.raises(HailuoValidationError) as with_last:
-        VideoRequest(prompt="p", resolution="512P", image_url=FIRST, end_image_url=LAST)
+        VideoRequest(prompt="p", resolution="512P", image_url=FIRST, end_image_url=LAST, duration=duration)
     assert "512P is for image-to-video without a last frame only (hailuo-02 on minimax)" in str(
         with_last.value
     )
-    ten_seconds = invalid("resolution", resolution="512P", image_url=FIRST, duration=10)
-    assert (
-        "512P is not available for 10 s videos: 10 s is 768P only (hailuo-02 on minimax)" in ten_seconds.rule
-    )
+    text = invalid("resolution", resolution="512P", duration=duration)
+    assert "512P is for image-to-video without a last frame only (hailuo-02 on minimax)" in text.rule
 
 
 @pytest.mark.parametrize("model", ["hailuo-2.3", "hailuo-2.3-fast"])
@@ -229,10 +237,10 @@ def test_a_last_frame_on_2_3_is_refused(model):
     assert "no last frame" in err.rule
 
 
-def test_a_last_frame_on_hailuo_02_where_the_vendor_takes_one():
+def test_a_last_frame_on_hailuo_02_on_every_vendor():
+    assert sent("ppinfra", image_url=FIRST, end_image_url=LAST)["end_image"] == LAST
     assert sent("novita", image_url=FIRST, end_image_url=LAST)["end_image"] == LAST
     assert sent("minimax", image_url=FIRST, end_image_url=LAST)["last_frame_image"] == LAST
-    refused_by("ppinfra", "end_image_url", image_url=FIRST, end_image_url=LAST)
 
 
 def test_a_last_frame_needs_a_first_frame():
@@ -240,18 +248,16 @@ def test_a_last_frame_needs_a_first_frame():
 
 
 def test_fast_pretreatment_where_documented():
-    assert sent("novita", fast_pretreatment=True)["fast_pretreatment"] is True
-    assert sent("minimax", fast_pretreatment=True)["fast_pretreatment"] is True
     for vendor in VENDORS:
+        assert sent(vendor, fast_pretreatment=True)["fast_pretreatment"] is True
         assert "fast_pretreatment" not in sent(vendor)  # the default is the service's own
-    refused_by("ppinfra", "fast_pretreatment", fast_pretreatment=True)
     refused_everywhere("fast_pretreatment", "hailuo-2.3-fast", image_url=FIRST, fast_pretreatment=True)
 
 
 def test_data_url_frames_where_the_vendor_takes_them():
+    assert sent("ppinfra", image_url=DATA_URL, end_image_url=DATA_URL)["end_image"] == DATA_URL
     assert sent("novita", image_url=DATA_URL)["image"] == DATA_URL
     assert sent("minimax", image_url=DATA_URL)["first_frame_image"] == DATA_URL
-    assert "takes no data: URLs" in refused_by("ppinfra", "image_url", image_url=DATA_URL).rule
 
 
 def test_a_passed_through_model_gets_the_shared_rules_only():
@@ -300,10 +306,11 @@ def test_body_has_defaults_and_omits_absent_image():
     }
 
 
-def test_ppinfra_refuses_what_it_does_not_take():
-    with pytest.raises(HailuoValidationError, match="end_image_url"):
-        ppinfra_body(VideoRequest(prompt="p", image_url=FIRST, end_image_url=LAST))
-    assert ppinfra_body(VideoRequest(prompt="p", image_url=FIRST))["image_url"] == FIRST
+def test_ppinfra_names_the_frames_image_and_end_image():
+    """PPInfra's current Hailuo-02 page: `image_url` (the seed's name) would buy a text-to-video."""
+    body = ppinfra_body(VideoRequest(prompt="p", image_url=FIRST, end_image_url=LAST))
+    assert (body["image"], body["end_image"]) == (FIRST, LAST)
+    assert "image_url" not in body and "end_image_url" not in body
 
 
 # --------------------------------------------------------------------------------------------------
@@ -376,6 +383,44 @@ def test_ttl_as_int_and_unknown_status_tolerated():
     assert not result.finished and not result.known_status and result.state is TaskState.UNKNOWN
     assert result.eta == 12
     assert result.videos[0].ttl_seconds == 60
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("3600", 3600),
+        (" 12 ", 12),
+        (12.7, 12),
+        ("1e3", 1000),
+        ("1e999", None),
+        ("Infinity", None),
+        ("-inf", None),
+        ("NaN", None),
+        (float("inf"), None),
+        (float("nan"), None),
+        ("ten", None),
+        (True, None),
+        (None, None),
+    ],
+)
+def test_loose_int_reads_what_it_can_and_calls_the_rest_unreadable(value, expected):
+    assert loose_int(value) == expected
+
+
+def test_a_task_result_with_an_infinite_number_still_reads():
+    """Python's json reads ``Infinity`` and ``1e999`` as floats: an answer carrying one is not a crash."""
+    data = json.loads(
+        '{"task": {"task_id": "t", "status": "TASK_STATUS_PROCESSING", "eta": 1e999,'
+        ' "progress_percent": Infinity}, "videos": [{"video_url_ttl": "1e999"}]}'
+    )
+    result = TaskResult.from_json(data)
+    assert (result.eta, result.progress_percent, result.videos[0].ttl_seconds) == (None, None, None)
+
+
+def test_an_old_xcom_with_the_succeeded_spelling_reads_as_succeeded():
+    """A dict written before results carried `state` is read by its status word alone."""
+    old = {"task_id": "t", "status": "TASK_STATUS_SUCCEEDED", "videos": [{"video_url": "https://cdn/v.mp4"}]}
+    assert TaskResult.from_xcom(old).succeeded and TaskResult.from_xcom(old).has_video
 
 
 def test_failed_result_keeps_reason():

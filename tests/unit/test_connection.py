@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import pytest
 
 from airflow_provider_hailuo import get_provider_info
+from airflow_provider_hailuo.api import HailuoAuthError, HailuoError
 from airflow_provider_hailuo.hooks.connection import (
     FORM_FIELDS,
+    UI_FIELD_BEHAVIOUR,
     build_ssl_context,
     conn_fields,
     connection_settings,
@@ -64,7 +67,7 @@ def test_every_extra_is_read_from_the_form_as_stored():
     assert (settings.api, settings.group_id, settings.timeout) == ("minimax", "g-1", 12.0)
 
 
-@pytest.mark.parametrize("bad", ["abc", -1, 0])
+@pytest.mark.parametrize("bad", ["abc", -1, 0, "nan", "inf", "1e999"])
 def test_a_bad_timeout_names_the_extra(bad):
     with pytest.raises(Exception, match="timeout"):
         connection_settings(conn(), {"timeout": bad})
@@ -99,3 +102,39 @@ def test_ca_bundle_context_is_built_from_the_file(tmp_path):
     context = build_ssl_context(str(path))
     assert isinstance(context, ssl.SSLContext) and context.cert_store_stats()["x509_ca"] >= 1
     assert build_ssl_context(False) is False and build_ssl_context(True) is True
+
+
+@pytest.mark.parametrize("pasted", [f"{KEY}\n", f"  {KEY}\r\n", f"\t{KEY}", f"{KEY}\u00a0"])
+def test_whitespace_around_the_key_is_not_part_of_it(pasted):
+    settings = connection_settings(conn(password=pasted), {})
+    assert settings.api_key == KEY
+    assert settings.auth_header == {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.mark.parametrize("inside", ["\n", "\r\n", "\x00", "\x01", "\t", "\x7f", "\x85", "\u200b", "\u2028"])
+def test_a_control_character_inside_the_key_is_refused_naming_the_rule_not_the_key(inside):
+    head, tail = KEY[:10], KEY[10:]
+    with pytest.raises(HailuoError) as info:
+        connection_settings(conn(password=head + inside + tail, conn_id="my_conn"), {})
+    text = f"{info.value} {info.value!r}"
+    assert "'my_conn'" in text and "control" in text
+    assert head not in text and tail not in text
+    assert info.value.__cause__ is None and info.value.__context__ is None
+
+
+def test_a_key_of_whitespace_only_is_no_key():
+    with pytest.raises(HailuoAuthError, match="no API key"):
+        connection_settings(conn(password=" \n"), {})
+
+
+def test_the_port_placeholder_gives_443_to_a_base_url_typed_without_a_scheme():
+    """
+    A Base URL typed without a scheme is https: "80 for http://" was read as "80 unless https://",
+    and the port went into the URL as https://host:80, which no API answers.
+    """
+    assert connection_settings(conn(host="api.ppinfra.com", port=443), {}).base_url == (
+        "https://api.ppinfra.com:443"
+    )
+    placeholder = UI_FIELD_BEHAVIOUR["placeholders"]["port"]
+    assert re.match(r"443\b[^;]*\bno scheme\b", placeholder), placeholder
+    assert re.search(r"\b80 only\b[^;]*http://", placeholder), placeholder

@@ -36,6 +36,7 @@ from airflow_provider_hailuo.hooks.submit_rule import SubmitVerdict, submit_verd
 
 FIRST = "https://example.com/first.png"
 LAST = "https://example.com/last.png"
+DATA_URL = "data:image/png;base64,iVBORw0KGgo="
 KEY = "sk-unit-test-key-0123456789abcdef"
 PPINFRA, NOVITA, MINIMAX = PPInfraDialect(), NovitaDialect(), MiniMaxDialect()
 
@@ -60,7 +61,7 @@ def answer(data, status=200, headers=None):
 @pytest.mark.parametrize(
     ("dialect", "model", "path", "first_name"),
     [
-        (PPINFRA, "hailuo-02", "/v3/async/minimax-hailuo-02", "image_url"),
+        (PPINFRA, "hailuo-02", "/v3/async/minimax-hailuo-02", "image"),
         (PPINFRA, "hailuo-2.3", "/v3/async/minimax-hailuo-2.3-i2v", "image"),
         (PPINFRA, "hailuo-2.3-fast", "/v3/async/minimax-hailuo-2.3-fast-i2v", "image"),
         (NOVITA, "hailuo-02", "/v3/async/minimax-hailuo-02", "image"),
@@ -79,7 +80,11 @@ def test_the_first_frame_goes_under_the_vendors_name_only(dialect, model, path, 
 
 @pytest.mark.parametrize(
     ("dialect", "first_name", "last_name"),
-    [(NOVITA, "image", "end_image"), (MINIMAX, "first_frame_image", "last_frame_image")],
+    [
+        (PPINFRA, "image", "end_image"),
+        (NOVITA, "image", "end_image"),
+        (MINIMAX, "first_frame_image", "last_frame_image"),
+    ],
 )
 def test_first_and_last_frames_go_under_the_vendors_names(dialect, first_name, last_name):
     body = call(dialect, image_url=FIRST, end_image_url=LAST).json
@@ -87,10 +92,25 @@ def test_first_and_last_frames_go_under_the_vendors_names(dialect, first_name, l
     assert fields_holding(body, LAST) == {last_name}
 
 
-def test_ppinfra_documents_no_last_frame_so_none_is_sent():
-    request = VideoRequest(prompt="p", image_url=FIRST, end_image_url=LAST)
-    with pytest.raises(HailuoError, match=r"`end_image_url` .* \(hailuo-02 on ppinfra\)"):
-        PPINFRA.submit_call(request)
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"image_url": FIRST, "end_image_url": LAST, "fast_pretreatment": True},
+        {"image_url": DATA_URL},
+        {"model": "hailuo-2.3", "image_url": FIRST},
+        {"model": "hailuo-2.3-fast", "image_url": FIRST, "duration": 10},
+        {"model": "minimax-video-01", "image_url": FIRST, "end_image_url": LAST},
+    ],
+)
+def test_novita_speaks_ppinfras_wire_under_its_own_name(fields):
+    """PPInfra's current pages name the frames as Novita's do: the two differ in name only."""
+    request = VideoRequest(prompt="p", **fields)
+    assert NOVITA.submit_call(request) == PPINFRA.submit_call(request)
+    assert (NOVITA.accepts_data_url, NOVITA.passthrough_frames) == (
+        PPINFRA.accepts_data_url,
+        PPINFRA.passthrough_frames,
+    )
 
 
 @pytest.mark.parametrize("dialect", [PPINFRA, NOVITA, MINIMAX])
@@ -340,11 +360,13 @@ def test_v3_read_states(dialect, status, state):
 
 
 @pytest.mark.parametrize("dialect", [PPINFRA, NOVITA])
-def test_v3_succeed_with_and_without_videos(dialect):
+@pytest.mark.parametrize("word", ["TASK_STATUS_SUCCEED", "TASK_STATUS_SUCCEEDED"])  # API.md 3b: both
+def test_v3_succeed_with_and_without_videos(dialect, word):
     video = {"video_url": "https://cdn/v.mp4", "video_url_ttl": "3600", "video_type": "mp4"}
-    done = dialect.parse_read(*answer(v3_task("TASK_STATUS_SUCCEED", [video])), task_id="t1", conn_id="c")
+    done = dialect.parse_read(*answer(v3_task(word, [video])), task_id="t1", conn_id="c")
     assert done.succeeded and done.has_video and done.video_url == "https://cdn/v.mp4"
-    empty = dialect.parse_read(*answer(v3_task("TASK_STATUS_SUCCEED")), task_id="t1", conn_id="c")
+    assert done.status == word  # the vendor's own word is kept for logs and XCom
+    empty = dialect.parse_read(*answer(v3_task(word)), task_id="t1", conn_id="c")
     assert empty.succeeded and not empty.has_video and empty.video_url is None
 
 
@@ -528,7 +550,7 @@ def test_an_unknown_api_extra_is_refused_naming_the_choices(api):
 
 def test_data_urls_per_vendor():
     assert (PPINFRA.accepts_data_url, NOVITA.accepts_data_url, MINIMAX.accepts_data_url) == (
-        False,
+        True,
         True,
         True,
     )

@@ -20,7 +20,8 @@ MINIMAX = {
     "min_short_side": MINIMAX_MIN_SHORT_SIDE,
     "aspect_range": MINIMAX_ASPECT_RANGE,
 }
-PPINFRA = {"vendor": "ppinfra", "accepts_data_url": False}
+#: A vendor that would fetch frames by URL only (every vendor spoken today takes data: URLs).
+URL_ONLY = {"vendor": "urlonly", "accepts_data_url": False}
 
 
 def image_bytes(size: tuple[int, int], fmt: str = "PNG") -> bytes:
@@ -67,10 +68,10 @@ def test_a_local_object_storage_path_is_a_local_file(tmp_path):
 def test_a_local_file_is_refused_where_the_vendor_takes_urls_only(tmp_path):
     path = write_image(tmp_path, "a.png", (640, 360))
     with pytest.raises(HailuoValidationError) as caught:
-        resolve_frame("image_url", path.as_uri(), **PPINFRA)
+        resolve_frame("image_url", path.as_uri(), **URL_ONLY)
     message = str(caught.value)
     assert "`image_url`" in message
-    assert "ppinfra" in message
+    assert "urlonly" in message
     assert "object store" in message
     assert caught.value.field == "image_url"
 
@@ -179,8 +180,8 @@ def test_image_jpg_is_an_alias_of_jpeg():
 
 
 def test_a_data_url_is_refused_where_the_vendor_takes_urls_only():
-    with pytest.raises(HailuoValidationError, match=r"`image_url` cannot be a data: URL.*ppinfra"):
-        resolve_frame("image_url", data_url(image_bytes((640, 360))), **PPINFRA)
+    with pytest.raises(HailuoValidationError, match=r"`image_url` cannot be a data: URL.*urlonly"):
+        resolve_frame("image_url", data_url(image_bytes((640, 360))), **URL_ONLY)
 
 
 @pytest.mark.parametrize(
@@ -216,7 +217,7 @@ def test_a_data_url_of_20_mb_or_more_is_refused(monkeypatch):
 # --------------------------------------------------------------------------------------------------
 def test_an_http_url_is_sent_unchanged_and_unread():
     url = "https://cdn.example.com/frames/first.png?X-Amz-Signature=secret"
-    frame = resolve_frame("image_url", url, **PPINFRA)
+    frame = resolve_frame("image_url", url, **URL_ONLY)
     assert frame.url == url
     assert frame.kind == "http"
     assert frame.source == "https://cdn.example.com/frames/first.png"  # no signature in the manifest
@@ -228,8 +229,8 @@ def test_an_http_url_is_sent_unchanged_and_unread():
     "value", ["", "   ", "/tmp/frame.png", "frame.png", "https:///nohost.png", "file://host/x.png", 42]
 )
 def test_unknown_forms_are_refused(value):
-    with pytest.raises(HailuoValidationError, match=r"`image_url` must .*\(vendor: ppinfra\)"):
-        resolve_frame("image_url", value, **PPINFRA)
+    with pytest.raises(HailuoValidationError, match=r"`image_url` must .*\(vendor: urlonly\)"):
+        resolve_frame("image_url", value, **URL_ONLY)
 
 
 def test_an_unknown_store_is_refused():

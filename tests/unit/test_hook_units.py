@@ -7,13 +7,17 @@ aioresponses 0.7.9 cannot build responses for aiohttp 3.14.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import gc
 import time
+import weakref
 from types import SimpleNamespace
 
 import pytest
 import requests
 import responses
+from asgiref.sync import sync_to_async
 
 from airflow_provider_hailuo.api import (
     HailuoAuthError,
@@ -114,6 +118,30 @@ def test_a_garbled_2xx_read_is_retried_on_workers_as_in_the_triggerer(unit_conn)
     assert result.status == "TASK_STATUS_QUEUED" and len(responses.calls) == 2
 
 
+@pytest.mark.parametrize(
+    "trouble",
+    [
+        ValueError(f"Invalid header value b'Bearer {KEY}\\n'"),  # what http.client said of a pasted key
+        RuntimeError(f"something unforeseen around {KEY}"),
+    ],
+)
+def test_test_connection_never_raises_nor_repeats_an_unexpected_error(unit_conn, monkeypatch, trouble):
+    def read(*args, **kwargs):
+        raise trouble
+
+    hook = HailuoHook()
+    monkeypatch.setattr(hook, "get_task_result", read)
+    ok, message = hook.test_connection()
+    assert ok is False
+    assert KEY not in message and type(trouble).__name__ in message
+
+
+def test_test_connection_of_a_connection_that_does_not_exist_answers_false(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_HAILUO_NOWHERE", raising=False)
+    ok, message = HailuoHook(hailuo_conn_id="hailuo_nowhere").test_connection()
+    assert ok is False and message
+
+
 @responses.activate
 def test_submit_sends_bearer_and_the_body(unit_conn):
     responses.post(f"{BASE}/v3/async/minimax-hailuo-02", json={"task_id": "abc"})
@@ -177,3 +205,20 @@ def test_env_proxy_is_resolved_once_like_trust_env(monkeypatch):
     proxy, auth = _env_proxy("https://api.ppinfra.com")
     assert proxy == "http://proxy.internal:3128" and auth.login == "user"
     assert _env_proxy("http://127.0.0.1:8000") == (None, None)
+
+
+def test_a_closed_event_loop_is_not_kept_alive_by_the_shared_settings(unit_conn):
+    """A triggerer (or a test run) goes through many loops: the settings cache must not pin them."""
+    loop = asyncio.new_event_loop()
+    try:
+        settings = loop.run_until_complete(HailuoHook().asettings())
+    finally:
+        loop.close()
+    assert settings.api_key == KEY
+    closed = weakref.ref(loop)
+    del loop
+    # asgiref (Airflow's async connection lookup) remembers the last loop it served in its worker
+    # thread's locals, until it serves another one: let it serve one, so only the hook's cache counts.
+    asyncio.run(sync_to_async(lambda: None)())
+    gc.collect()
+    assert closed() is None, gc.get_referrers(closed())

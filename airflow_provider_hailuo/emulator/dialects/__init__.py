@@ -1,8 +1,8 @@
 """
 The wire dialects the emulator speaks, one module each, chosen by ``EmulatorConfig.api``.
 
-- ``ppinfra``: PPInfra's "v3 async" API (API.md sections 1-4, and the 2.3 endpoints of 3b);
-- ``novita``: the same API family under Novita's current field names (API.md 3b);
+- ``ppinfra``: PPInfra's "v3 async" API (API.md sections 1-4, with its current pages of 3b);
+- ``novita``: the same API family as Novita's pages describe it (API.md 3b);
 - ``minimax``: MiniMax's own ``/v1/video_generation`` API (API.md section 5).
 
 Modules are imported on first use so that naming a dialect costs nothing and the state module can

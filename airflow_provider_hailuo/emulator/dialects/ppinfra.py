@@ -1,11 +1,12 @@
 """
-PPInfra's "v3 async" API (API.md sections 1-4 and 3b): the first frame of Hailuo-02 is ``image_url``.
+PPInfra's "v3 async" API (API.md sections 1-4 and 3b): Hailuo-02's frames are ``image`` and ``end_image``.
 
-PPInfra's current page for ``minimax-hailuo-02`` still names the first frame ``image_url`` and has
-no last frame; a frame sent as ``image`` there is ignored (the task becomes a text-to-video, which is
-what a client sending the wrong name would really buy). The 2.3 image-to-video endpoints read
-``image``; ``aigc_watermark`` is a 2.3 option. Frames are http(s) URLs only: PPInfra does not
-document ``data:`` URLs, so they are refused rather than guessed at.
+PPInfra's current page for ``minimax-hailuo-02`` (API.md 3b) names the first frame ``image`` and the
+last frame ``end_image`` (http(s) URLs or ``data:image/...;base64,`` strings) and has
+``fast_pretreatment``, like Novita's. The seed's ``image_url`` is gone from it: a body carrying it
+is refused with 400 ``INVALID_REQUEST_BODY`` (what a stricter service does with an unknown field;
+either way it is never read as a frame). The 2.3 image-to-video endpoints read ``image``;
+``aigc_watermark`` is a 2.3 option.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ _EXPANSION = "enable_prompt_expansion"
 PROFILE = V3Profile(
     name="ppinfra",
     endpoints={
-        "minimax-hailuo-02": V3Endpoint(first_frame="image_url"),
+        "minimax-hailuo-02": V3Endpoint(
+            first_frame="image",
+            last_frame="end_image",
+            booleans=(_EXPANSION, "fast_pretreatment"),
+            retired_fields=("image_url",),
+        ),
         "minimax-hailuo-2.3-t2v": V3Endpoint(booleans=(_EXPANSION, "aigc_watermark")),
         "minimax-hailuo-2.3-i2v": V3Endpoint(
             first_frame="image",
@@ -31,8 +37,8 @@ PROFILE = V3Profile(
             refused_options=("fast_pretreatment",),
         ),
     },
-    generic_first_frame="image_url",
-    data_urls=False,
+    generic_first_frame="image",
+    data_urls=True,
 )
 
 DIALECT = V3Dialect(PROFILE)

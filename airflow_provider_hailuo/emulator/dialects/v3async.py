@@ -75,6 +75,9 @@ class V3Endpoint:
     booleans: tuple[str, ...] = ("enable_prompt_expansion",)
     #: Options the endpoint does not have and refuses when asked for (``fast_pretreatment: true``).
     refused_options: tuple[str, ...] = ()
+    #: Fields an older page of the endpoint had and the current one does not: refused when present,
+    #: so a client still sending one fails at once instead of buying a video without its frame.
+    retired_fields: tuple[str, ...] = ()
     #: Known endpoints apply the duration/resolution rules; an unknown one only the universal ones.
     known: bool = True
 
@@ -166,6 +169,10 @@ class V3Dialect(Dialect):
         for name in endpoint.refused_options:
             if body.get(name):
                 raise WireError(name, f"is not available on {model}", body[name])
+        for name in endpoint.retired_fields:
+            if name in body:
+                frames = " and ".join(f"`{f}`" for f in (endpoint.first_frame, endpoint.last_frame) if f)
+                raise WireError(name, f"is not a field of {model}: its frames are {frames}")
         first = self._frame(body, endpoint.first_frame)
         if endpoint.first_frame_required and first is None:
             raise WireError(str(endpoint.first_frame), f"is required by {model} (image-to-video)")
