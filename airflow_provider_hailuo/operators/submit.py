@@ -195,7 +195,24 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
             raise  # provably nothing was created: an Airflow retry may send it again later
 
     def get_job_status(self, external_id: Any, context: Any) -> str:
-        return str(self.hook.get_task_result(str(external_id)).state)
+        """
+        The state of the task an earlier try bought. Whatever happens, a failed read never leads to
+        a second purchase: this try fails without submitting and the next one reads again.
+        """
+        try:
+            result = self.hook.get_task_result(str(external_id))
+        except HailuoError as err:
+            raise HailuoError(
+                f"Could not read Hailuo task {external_id}, which an earlier try of this task bought "
+                f"({err}). Nothing was submitted: this try fails, and the next one reads it again."
+            ) from err
+        if result.state == TaskState.FAILED:
+            self.log.warning(
+                "Hailuo task %s, bought by an earlier try, FAILED (%s): this try buys a new video.",
+                external_id,
+                result.reason or "no reason given by the service",
+            )
+        return str(result.state)
 
     def is_job_active(self, status: str) -> bool:
         return status not in (TaskState.SUCCEEDED, TaskState.FAILED)

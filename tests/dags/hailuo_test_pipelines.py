@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, Asset, Param, task_group
 
+from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.operators.hailuo import HailuoDownloadVideoOperator, HailuoSubmitVideoOperator
 from airflow_provider_hailuo.sensors.hailuo import HailuoTaskSensor
 
@@ -80,6 +82,22 @@ with DAG(
     SubmitThenCrashBeforeTheIdIsStored(
         task_id="submit", prompt="the window the guarantee leaves", retries=1, retry_delay=timedelta(0)
     )
+
+
+class QuickReadsAfterACrash(SubmitThenCrashOnFirstTry):
+    """The crash of ``resume``, with short backoff so a failing read of the stored task ends fast."""
+
+    @cached_property
+    def hook(self) -> HailuoHook:
+        return HailuoHook(
+            self.hailuo_conn_id, timeout=(2.0, 0.5), retry_limit=3, retry_min_wait=0.01, retry_max_wait=0.05
+        )
+
+
+with DAG(
+    "hailuo_test_resume_reads_fail", schedule=None, start_date=datetime(2026, 1, 1), catchup=False
+) as resume_reads_fail:
+    QuickReadsAfterACrash(task_id="submit", prompt="read back", retries=3, retry_delay=timedelta(0))
 
 
 with DAG(
