@@ -109,6 +109,9 @@ class HailuoAPIError(HailuoError):
     ) -> None:
         self.status = status
         self.code = code
+        #: Which API family the answer's body is shaped like (None: not a vendor's; see dialects).
+        self.answered_like: str | None = None
+        self.content_type: str | None = None
         self.reason = service_text(reason)
         self.message = service_text(message)
         self.task_id = task_id
@@ -162,6 +165,11 @@ class HailuoContentRefusedError(HailuoAPIError):
 
 class HailuoMalformedAnswerError(HailuoError):
     """A 2xx answer whose body is not what the contract says (a proxy's HTML page, say)."""
+
+    def __init__(self, message: str, *, answered_like: str | None = None) -> None:
+        super().__init__(message)
+        #: The API family the body is shaped like, when it is another vendor's answer.
+        self.answered_like = answered_like
 
 
 class HailuoTransportError(HailuoError):

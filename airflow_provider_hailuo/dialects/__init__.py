@@ -26,6 +26,7 @@ __all__ = [
     "PPInfraDialect",
     "ResolvedRequest",
     "dialect_for",
+    "dialects_of_family",
     "refuse_what_no_vendor_takes",
     "vendor_name",
 ]
@@ -53,6 +54,11 @@ def vendor_name(api: object, host: str) -> str:
         )
     hostname = urlsplit(host if "://" in host else f"https://{host}").hostname or ""
     return VENDOR_HOSTS.get(hostname.lower(), PPInfraDialect.name)
+
+
+def dialects_of_family(family: str) -> list[str]:
+    """The vendors (``api`` extra values) whose answers have the shape ``family``."""
+    return [name for name, dialect in DIALECTS.items() if dialect.family == family]
 
 
 def dialect_for(api: str | None, host: str, *, group_id: str | None = None) -> Dialect:

@@ -69,6 +69,31 @@ def _words(document: Any, body: bytes) -> tuple[str, str]:
     return str(document.get("reason") or ""), str(document.get("message") or status_msg or "")
 
 
+#: The shapes of the two API families' own answers, as :func:`family_of` names them.
+V3_FAMILY = "v3 async"
+MINIMAX_FAMILY = "minimax"
+
+
+def family_of(document: Any) -> str | None:
+    """
+    Which API family a JSON answer is shaped like, or None (a gateway's or a web server's page).
+
+    PPInfra's and Novita's errors are ``{"code", "reason", "message"}`` (API.md 3); MiniMax's every
+    answer carries ``base_resp`` (API.md 5). It lets a 404 be told from "no such task", and a
+    connection Test say which vendor actually answered.
+    """
+    if not isinstance(document, Mapping):
+        return None
+    if isinstance(document.get("base_resp"), Mapping):
+        return MINIMAX_FAMILY
+    if isinstance(document.get("task"), Mapping):
+        return V3_FAMILY  # a task result
+    reason = document.get("reason")
+    if isinstance(reason, str) and reason and "code" in document and "message" in document:
+        return V3_FAMILY
+    return None
+
+
 def no_vendor_error(document: Any) -> bool:
     """The conservative default: no body proves that the vendor's own application answered."""
     return False
@@ -88,13 +113,15 @@ def http_error(
 
     429 and 5xx are transient. Of those only 429, and a 503 whose body is the vendor's own error
     document, prove that a submit created nothing: a 503 or 502 with a gateway's HTML (or empty)
-    body may come from a proxy that had already forwarded the request. A 400 to a call that names
-    a task says the service does not know that id (its only input): not found.
+    body may come from a proxy that had already forwarded the request. A 400 or 404 to a call that
+    names a task says the service does not know that id (its only input) only when the body is the
+    vendor's own error document: another host's 404 page (a wrong base URL, a proxy) is not it.
     """
     document = error_document(body)
     reason, message = _words(document, body)
+    error: HailuoAPIError
     if status == 429 or status >= 500:
-        return HailuoTransientError(
+        error = HailuoTransientError(
             status,
             reason,
             message,
@@ -103,10 +130,14 @@ def http_error(
             retry_after=parse_retry_after(headers.get("Retry-After")),
             nothing_created=status == 429 or (status == 503 and vendor_error(document)),
         )
-    kind = _HTTP_ERRORS.get(status, HailuoAPIError)
-    if status == 400 and task_id is not None:
-        kind = HailuoNotFoundError
-    return kind(status, reason, message, task_id, conn_id)
+    else:
+        kind = _HTTP_ERRORS.get(status, HailuoAPIError)
+        if status in (400, 404):
+            kind = HailuoNotFoundError if task_id is not None and vendor_error(document) else HailuoAPIError
+        error = kind(status, reason, message, task_id, conn_id)
+    error.answered_like = family_of(document)
+    error.content_type = headers.get("Content-Type", "").split(";")[0].strip() or None
+    return error
 
 
 def json_object(

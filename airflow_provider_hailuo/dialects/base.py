@@ -24,6 +24,7 @@ from airflow_provider_hailuo.api import (
     VideoRequest,
     is_data_url,
 )
+from airflow_provider_hailuo.dialects.answers import family_of
 from airflow_provider_hailuo.dialects.models import (
     CATALOGUE,
     Offer,
@@ -85,6 +86,8 @@ class Dialect(ABC):
     name: ClassVar[str]
     #: Where a person looks for a task the provider cannot tell was created (named in the error).
     console: ClassVar[str]
+    #: The API family whose answers this vendor gives (``answers.family_of``).
+    family: ClassVar[str]
     #: Whether the vendor takes frames as ``data:`` URLs (a local file can then be sent inline).
     accepts_data_url: ClassVar[bool]
     #: The catalogue models the vendor sells, by neutral name.
@@ -106,6 +109,10 @@ class Dialect(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+    def is_vendor_error(self, document: Any) -> bool:
+        """Whether an error body is this vendor's own document (not a gateway's or web server's page)."""
+        return family_of(document) == self.family
 
     # ----------------------------------------------------------------------------------------------
     # submit

@@ -28,7 +28,9 @@ from airflow_provider_hailuo.api import (
     service_text,
 )
 from airflow_provider_hailuo.dialects.answers import (
+    MINIMAX_FAMILY,
     error_document,
+    family_of,
     http_error,
     json_object,
     parse_retry_after,
@@ -121,6 +123,7 @@ class MiniMaxDialect(Dialect):
     """MiniMax (``api.minimax.io``, ``api.minimaxi.com``)."""
 
     name = "minimax"
+    family = MINIMAX_FAMILY
     console = "MiniMax's platform (video generation history and billing)"
     accepts_data_url = True
     prompt_expansion_field = "prompt_optimizer"
@@ -199,7 +202,9 @@ class MiniMaxDialect(Dialect):
         if error is not None:
             raise error
         if not isinstance(raw_status, str) or not raw_status:
-            raise HailuoMalformedAnswerError(f"Query answer for task {task_id} has no `status`")
+            raise HailuoMalformedAnswerError(
+                f"Query answer for task {task_id} has no `status`", answered_like=family_of(data)
+            )
         return self._result(data, task_id, raw_status, STATES.get(raw_status.lower(), TaskState.UNKNOWN))
 
     @staticmethod

@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from airflow_provider_hailuo.api import TaskResult
-from airflow_provider_hailuo.dialects.answers import json_object, submitted_task_id
+from airflow_provider_hailuo.api import HailuoMalformedAnswerError, TaskResult
+from airflow_provider_hailuo.dialects.answers import V3_FAMILY, family_of, json_object, submitted_task_id
 from airflow_provider_hailuo.dialects.base import Dialect, HttpCall
 from airflow_provider_hailuo.dialects.models import Offer
 
@@ -44,6 +44,7 @@ class PPInfraDialect(Dialect):
     """PPInfra (``api.ppinfra.com``) and any other host of the seed's API."""
 
     name = "ppinfra"
+    family = V3_FAMILY
     console = "PPInfra's console (task list and billing)"
     accepts_data_url = True
     prompt_expansion_field = "enable_prompt_expansion"
@@ -55,20 +56,6 @@ class PPInfraDialect(Dialect):
         "hailuo-2.3": V3_HAILUO_23,
         "hailuo-2.3-fast": V3_HAILUO_23_FAST,
     }
-
-    @staticmethod
-    def is_vendor_error(document: Any) -> bool:
-        """
-        The family's own error document, ``{"code", "reason", "message"}`` (API.md 3): a gateway's
-        HTML page, an empty body or another proxy's JSON (``{"message": ...}``) is not it.
-        """
-        return (
-            isinstance(document, Mapping)
-            and isinstance(document.get("reason"), str)
-            and bool(document["reason"])
-            and "code" in document
-            and "message" in document
-        )
 
     def submit_http(self, model: str, body: Mapping[str, Any]) -> HttpCall:
         return HttpCall("POST", f"/v3/async/{model}", json=body)
@@ -88,4 +75,8 @@ class PPInfraDialect(Dialect):
         data = json_object(
             status, headers, body, task_id=task_id, conn_id=conn_id, vendor_error=self.is_vendor_error
         )
-        return TaskResult.from_json(data, task_id)
+        try:
+            return TaskResult.from_json(data, task_id)
+        except HailuoMalformedAnswerError as err:
+            err.answered_like = family_of(data)
+            raise

@@ -42,7 +42,13 @@ from airflow_provider_hailuo.api import (
     VideoRequest,
     check_http_url,
 )
-from airflow_provider_hailuo.dialects import Dialect, HttpCall, ResolvedRequest, dialect_for
+from airflow_provider_hailuo.dialects import (
+    Dialect,
+    HttpCall,
+    ResolvedRequest,
+    dialect_for,
+    dialects_of_family,
+)
 from airflow_provider_hailuo.hooks.connection import (
     UI_FIELD_BEHAVIOUR,
     ConnectionSettings,
@@ -465,20 +471,45 @@ class HailuoHook(BaseHook):
         except HailuoAuthError as err:
             answer = f"HTTP {err.status}" if err.code is None else f"status_code {err.code}"
             return False, f"{settings.base_url} refused the API key ({answer})"
-        except HailuoNotFoundError:
+        except HailuoNotFoundError as err:
+            if err.reason.upper() == "NOT_FOUND":  # the route, not the task: a path after the host
+                return False, (
+                    f"{settings.base_url} answered HTTP {err.status} {err.reason} for the API's path: "
+                    "the Base URL should be the host alone (no /v3/async or /v1 after it)"
+                )
             return True, f"Connection OK: {settings.base_url} accepted the API key"
-        except HailuoAPIError as err:
-            return False, f"{settings.base_url} answered HTTP {err.status}: not the Hailuo API, or it is down"
-        except HailuoMalformedAnswerError:
-            return False, f"{settings.base_url} answered, but not like the Hailuo API (is the URL right?)"
+        except (HailuoAPIError, HailuoMalformedAnswerError) as err:
+            return False, self._not_like_the_api(settings.base_url, err)
         except HailuoTransportError as err:
-            cause = type(err.__cause__ or err).__name__
-            return False, f"{settings.base_url} is unreachable ({cause})"
+            cause = err.__cause__ or err
+            if err.request_sent and _is_read_timeout(cause):
+                return False, f"{settings.base_url} did not answer within {CONNECTION_TEST_TIMEOUT[1]:g} s"
+            return False, f"{settings.base_url} is unreachable ({type(cause).__name__})"
         except HailuoError as err:
             return False, str(err).replace(repr(self.hailuo_conn_id), "this connection")
         except Exception as err:
             return False, f"Testing {settings.base_url} failed ({type(err).__name__})"
         return True, f"Connection OK: {settings.base_url} accepted the API key"
+
+    def _not_like_the_api(self, base_url: str, err: HailuoAPIError | HailuoMalformedAnswerError) -> str:
+        """
+        What a Test that reached something else says: which vendor it looks like (and how to point
+        the connection at that dialect), or what kind of answer came back instead of the API's.
+        """
+        dialect = self.dialect
+        like = err.answered_like
+        if like is not None and like != dialect.family:
+            names = " or ".join(f"`{name}`" for name in dialects_of_family(like))
+            return (
+                f"{base_url} answered like the {like} API, but this connection speaks {dialect.name}'s: "
+                f"set the connection's `api` extra to {names}"
+            )
+        if isinstance(err, HailuoAPIError):
+            what = f"HTTP {err.status}" + (f", {err.content_type}" if err.content_type else "")
+            if like is None:
+                return f"{base_url} answered, but not like the Hailuo API ({what}): is the URL right?"
+            return f"{base_url} answered {what}: {err.reason or err.message or 'the service may be down'}"
+        return f"{base_url} answered, but not like the Hailuo API: is the URL right?"
 
 
 def _utc_now() -> str:
@@ -486,6 +517,12 @@ def _utc_now() -> str:
     from datetime import datetime
 
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _is_read_timeout(err: BaseException) -> bool:
+    import requests
+
+    return isinstance(err, requests.exceptions.ReadTimeout)
 
 
 def _is_requests_error(err: BaseException) -> bool:

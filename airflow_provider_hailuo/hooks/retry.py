@@ -16,7 +16,6 @@ from typing import Any
 import tenacity
 
 from airflow_provider_hailuo.api import (
-    HailuoAPIError,
     HailuoMalformedAnswerError,
     HailuoNotFoundError,
     HailuoTransientError,
@@ -44,12 +43,10 @@ def is_retryable_read(exc: BaseException) -> bool:
 
 def is_not_found(exc: BaseException) -> bool:
     """
-    The service's "no such task": 400 or 404 (API.md does not say which), or the dialect's verdict
-    (MiniMax says it as ``base_resp`` 2013 on an HTTP 200).
+    The service's "no such task", as the dialect read it: a 400 or 404 in the vendor's own words
+    (API.md does not say which), MiniMax's ``base_resp`` 2013. Another host's 404 page is not it.
     """
-    return isinstance(exc, HailuoNotFoundError) or (
-        isinstance(exc, HailuoAPIError) and exc.status in (400, 404)
-    )
+    return isinstance(exc, HailuoNotFoundError)
 
 
 class wait_retry_after_or_backoff(tenacity.wait.wait_base):

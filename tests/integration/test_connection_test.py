@@ -162,7 +162,7 @@ def test_a_server_that_never_answers_fails_within_the_budget(monkeypatch):
         accepted = len(silent.accepted)
     assert ok is False
     assert seconds < TEST_BUTTON_BUDGET, f"the test took {seconds:.1f}s"
-    assert f"{url} is unreachable" in message, message
+    assert f"{url} did not answer within 7 s" in message, message  # it was reached: not "unreachable"
     assert accepted == 1, f"one attempt expected, the server saw {accepted} connections"
     _assert_clean(message, conn_id=conn_id)
 
@@ -202,3 +202,69 @@ def test_a_web_page_is_not_the_api(html_server, monkeypatch, vendor):
     assert "not like the Hailuo API" in message, message
     assert html_server in message
     _assert_clean(message, conn_id=conn_id)
+
+
+class _NotFoundHandler(BaseHTTPRequestHandler):
+    """An empty web server: every path is a 404 page."""
+
+    def _page(self) -> None:
+        body = b"<html><body><h1>404 Not Found</h1></body></html>"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _page
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+
+@pytest.fixture
+def empty_web_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFoundHandler)
+    thread = threading.Thread(target=server.serve_forever, name="empty-web-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_a_404_page_is_not_task_not_found(empty_web_server, monkeypatch, vendor):
+    """Issue 18, 1: every 404 was read as "no such task", so any web server "accepted the key"."""
+    ok, message, conn_id, _ = _test(monkeypatch, empty_web_server, _key("WRONG"), {"api": vendor})
+    assert ok is False, message
+    assert "not like the Hailuo API (HTTP 404, text/html)" in message, message
+    _assert_clean(message, conn_id=conn_id)
+
+
+def test_a_base_url_with_an_extra_path_is_not_ok(vendor_emulator, monkeypatch):
+    emulator, key, vendor_name = vendor_emulator
+    for wrong_key in (key, _key("WRONG")):
+        url = emulator.url + ("/v3/async" if vendor_name != "minimax" else "/v1")
+        ok, message, conn_id, _ = _test(monkeypatch, url, wrong_key, {"api": vendor_name})
+        assert ok is False, message
+        assert "accepted the API key" not in message
+        _assert_clean(message, key, wrong_key, conn_id=conn_id)
+
+
+@pytest.mark.parametrize(
+    ("host_api", "conn_api"), [("minimax", None), ("minimax", "ppinfra"), ("ppinfra", "minimax")]
+)
+def test_another_vendors_host_is_named_with_the_extra_to_set(monkeypatch, host_api, conn_api):
+    """A MiniMax host left on the default PPInfra dialect (and the reverse), right key or wrong."""
+    key = _key("RIGHT")
+    with EmulatorServer(api=host_api, api_key=key) as emulator:
+        for sent_key in (key, _key("WRONG")):
+            extra = {"api": conn_api} if conn_api else {}
+            ok, message, conn_id, _ = _test(monkeypatch, emulator.url, sent_key, extra)
+            assert ok is False, message
+            assert "set the connection's `api` extra to" in message, message
+            expected = "`minimax`" if host_api == "minimax" else "`ppinfra` or `novita`"
+            assert expected in message, message
+            _assert_clean(message, key, sent_key, conn_id=conn_id)

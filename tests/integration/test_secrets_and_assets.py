@@ -20,7 +20,8 @@ LEAK_KEY = f"sk-LEAKCHECK-{secrets.token_hex(8)}"
 @pytest.fixture
 def leak_emulator(monkeypatch) -> Iterator[EmulatorServer]:
     """An emulator that accepts only a recognisable key, which the connection carries."""
-    with EmulatorServer(api_key=LEAK_KEY, queue_seconds=0.1, generation_seconds=0.5) as server:
+    # Long enough that the first wait always finds it rendering and defers, also on a loaded machine.
+    with EmulatorServer(api_key=LEAK_KEY, queue_seconds=0.1, generation_seconds=3) as server:
         monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(server.url, LEAK_KEY))
         yield server
 
