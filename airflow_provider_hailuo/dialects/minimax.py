@@ -33,6 +33,7 @@ from airflow_provider_hailuo.dialects.answers import (
     family_of,
     http_error,
     json_object,
+    no_vendor_error,
     parse_retry_after,
     submitted_task_id,
 )
@@ -155,8 +156,8 @@ class MiniMaxDialect(Dialect):
     def submit_http(self, model: str, body: Mapping[str, Any]) -> HttpCall:
         return HttpCall("POST", SUBMIT_PATH, json={"model": model, **body})
 
-    @staticmethod
     def _answer(
+        self,
         status: int,
         headers: Mapping[str, str],
         body: bytes,
@@ -174,8 +175,11 @@ class MiniMaxDialect(Dialect):
             error = None
             if isinstance(document, Mapping):
                 error = base_resp_error(document, status, table, task_id=task_id, conn_id=conn_id)
+            # Only base_resp 1002 proves a refused submit created nothing: a 503 without it is not
+            # read as the vendor's own refusal, even with a base_resp of code 0.
+            own = self.is_vendor_error if status != 503 else no_vendor_error
             raise _with_retry_after(error, headers) or http_error(
-                status, headers, body, task_id=task_id, conn_id=conn_id
+                status, headers, body, task_id=task_id, conn_id=conn_id, vendor_error=own
             )
         data = json_object(status, headers, body, task_id=task_id, conn_id=conn_id)
         error = base_resp_error(data, status, table, task_id=task_id, conn_id=conn_id)

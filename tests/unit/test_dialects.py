@@ -373,9 +373,23 @@ def test_v3_succeed_with_and_without_videos(dialect, word):
 @pytest.mark.parametrize("dialect", [PPINFRA, NOVITA, MINIMAX])
 @pytest.mark.parametrize("status", [400, 404])
 def test_an_unknown_task_id_is_not_found(dialect, status):
+    own_words = {
+        "ppinfra": {"code": status, "reason": "TASK_NOT_FOUND", "message": "task t9 not found"},
+        "novita": {"code": status, "reason": "TASK_NOT_FOUND", "message": "task t9 not found"},
+        "minimax": {"base_resp": {"status_code": 0, "status_msg": "not found"}},
+    }[dialect.name]
     with pytest.raises(HailuoNotFoundError) as info:
-        dialect.parse_read(*answer({"reason": "NOT_FOUND"}, status), task_id="t9", conn_id="c")
+        dialect.parse_read(*answer(own_words, status), task_id="t9", conn_id="c")
     assert "task_id=t9" in str(info.value)
+
+
+@pytest.mark.parametrize("dialect", [PPINFRA, NOVITA, MINIMAX])
+@pytest.mark.parametrize("body", [b"<html>404 Not Found</html>", b"", b'{"message": "no route"}'])
+def test_a_404_in_another_hosts_words_is_not_an_unknown_task(dialect, body):
+    """Issue 18, 1: a web server's or a proxy's 404 page was read as "no such task"."""
+    with pytest.raises(HailuoAPIError) as info:
+        dialect.parse_read(404, {"Content-Type": "text/html"}, body, task_id="t9", conn_id="c")
+    assert not isinstance(info.value, HailuoNotFoundError)
 
 
 @pytest.mark.parametrize("dialect", [PPINFRA, NOVITA, MINIMAX])

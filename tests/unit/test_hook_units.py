@@ -88,7 +88,9 @@ def test_retry_after_as_seconds_or_http_date():
 )
 def test_error_mapping(status, kind):
     body = b'{"code": 1, "reason": "R", "message": "M"}'
-    err = error_from_answer(status, {"Retry-After": "3"}, body, task_id="t", conn_id="c")
+    err = error_from_answer(
+        status, {"Retry-After": "3"}, body, task_id="t", conn_id="c", vendor_error=lambda doc: True
+    )
     assert type(err) is kind and err.reason == "R" and err.message == "M"
 
 
