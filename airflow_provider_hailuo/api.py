@@ -582,7 +582,11 @@ class TaskResult:
         return self.succeeded and (self.video_url is not None or self.file_id is not None)
 
     def to_xcom(self) -> dict[str, Any]:
-        """A plain JSON dict for XCom and trigger events (no secrets: links are pre-signed, not keyed)."""
+        """
+        A plain JSON dict for XCom and trigger events. Download links are left out: a pre-signed
+        link is a bearer credential to the video that expires within hours, and the download reads
+        a fresh one anyway (the manifest leaves them out for the same reason).
+        """
         return {
             "task_id": self.task_id,
             "status": self.status,
@@ -590,10 +594,7 @@ class TaskResult:
             "reason": self.reason,
             "eta": self.eta,
             "progress_percent": self.progress_percent,
-            "videos": [
-                {"video_url": v.url, "video_url_ttl": v.ttl_seconds, "video_type": v.video_type}
-                for v in self.videos
-            ],
+            "videos": [{"video_type": v.video_type} for v in self.videos],
             "file_id": self.file_id,
             "video_width": self.video_width,
             "video_height": self.video_height,

@@ -29,7 +29,6 @@ from airflow.providers.common.compat.sdk import (
     AirflowSkipException,
     BaseSensorOperator,
     PokeReturnValue,
-    conf,
 )
 
 from airflow_provider_hailuo.api import HailuoAPIError, HailuoError, HailuoValidationError, TaskResult
@@ -65,10 +64,8 @@ class HailuoTaskSensor(BaseSensorOperator):
     :param not_found_grace: for this many seconds after the wait first started, "no such task"
         means "not visible yet" (a freshly queued task), and a success without a video means "not
         quite finished"; afterwards both fail the task.
-    :param deferrable: wait in the triggerer. Default: ``[operators] default_deferrable`` (True when
-        the option is absent). Stock Airflow sets that option to False, so pass ``deferrable=True``
-        or set ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE=true`` deployment-wide (the example DAGs
-        pass it) unless a worker slot per waiting video is what you want.
+    :param deferrable: wait in the triggerer (default True: waiting holds no worker slot unless
+        asked). ``False`` waits on the worker, in ``mode="poke"`` or ``"reschedule"``.
     """
 
     template_fields: Sequence[str] = ("hailuo_task_id",)
@@ -83,7 +80,7 @@ class HailuoTaskSensor(BaseSensorOperator):
         max_poll_interval: float = 60.0,
         timeout: float | timedelta = 3600,
         not_found_grace: float = 60.0,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
+        deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", poll_interval)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,9 @@ def test_daily_content_lands_every_video_with_the_reported_sha256(airflow_db, ha
     assert sorted(submitted) == sorted(d["task_id"] for d in downloads)
     results = outcome.values("generate.wait")
     assert {r["status"] for r in results} == {"TASK_STATUS_SUCCEED"}
+    # No pre-signed link in XCom or the trigger's events: the download reads a fresh one.
+    events = [d.event for deferrals in outcome.deferrals("generate.wait") for d in deferrals]
+    assert "video_url" not in json.dumps([results, events]) and "http" not in json.dumps(results)
     counters = hailuo_conn.counters()
     assert counters["submits"] == len(PROMPTS)  # exactly one paid submit per mapped instance
     assert counters["download_auth_headers"] == 0

@@ -224,3 +224,12 @@ def test_a_closed_event_loop_is_not_kept_alive_by_the_shared_settings(unit_conn)
     asyncio.run(sync_to_async(lambda: None)())
     gc.collect()
     assert closed() is None, gc.get_referrers(closed())
+
+
+def test_the_sensor_waits_in_the_triggerer_unless_asked(monkeypatch):
+    """Issue 18: stock Airflow's default_deferrable is False; a waiting video must not hold a slot."""
+    from airflow_provider_hailuo.sensors.hailuo import HailuoTaskSensor
+
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "False")
+    assert HailuoTaskSensor(task_id="wait", hailuo_task_id="t").deferrable is True
+    assert HailuoTaskSensor(task_id="poke", hailuo_task_id="t", deferrable=False).deferrable is False
