@@ -19,9 +19,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-#: The model a request names when the DAG names none. It is the PPInfra endpoint name of Hailuo-02
-#: and an alias of the neutral ``hailuo-02`` on every vendor; it stays the default while the hook
-#: still posts to ``/v3/async/<model>`` itself.
+#: The model a request names when the DAG names none: the catalogue's Hailuo-02, which every vendor
+#: sells (each dialect maps it to its own endpoint or model name).
 DEFAULT_MODEL = "hailuo-02"
 PROMPT_MAX_CHARS = 2000
 #: The request's own fields: ``extra_body`` may not repeat them (it would bypass their rules).
@@ -409,7 +408,7 @@ class TaskStatus(StrEnum):
     QUEUED = "TASK_STATUS_QUEUED"
     PROCESSING = "TASK_STATUS_PROCESSING"
     SUCCEED = "TASK_STATUS_SUCCEED"
-    #: One revision of the docs spells the final word so (API.md 3b): read as unknown, a finished
+    #: One revision of the docs spells the final word so (docs/vendors.md §2): read as unknown, a finished
     #: video would be waited on until the deadline.
     SUCCEEDED = "TASK_STATUS_SUCCEEDED"
     FAILED = "TASK_STATUS_FAILED"

@@ -10,14 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
-
-__all__ = [
-    "AIRFLOW_V_3_0_PLUS",
-    "AIRFLOW_V_3_3_PLUS",
-    "first_reschedule_time",
-    "parse_first_reschedule_date",
-]
+__all__ = ["first_reschedule_time", "parse_first_reschedule_date"]
 
 
 def parse_first_reschedule_date(context: Any) -> None:

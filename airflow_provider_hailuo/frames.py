@@ -35,9 +35,6 @@ MAX_FRAME_BYTES = 20 * 1024 * 1024
 MAX_SIGN_EXPIRY_S = 3600
 #: Pillow's names of the formats the services take, and their MIME subtypes.
 FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
-#: MiniMax's rules for input images: short side over 300 px, aspect ratio 2:5 to 5:2.
-MINIMAX_MIN_SHORT_SIDE = 300
-MINIMAX_ASPECT_RANGE = (2 / 5, 5 / 2)
 #: Range-read size for the header: Pillow asks for a few hundred bytes, a JPEG's EXIF may need more.
 #: (Pillow's WebP reader takes the whole file; the 20 MB check before it bounds that.)
 HEADER_BLOCK_BYTES = 64 * 1024

@@ -210,21 +210,15 @@ class Uncommitted:
 
 
 @contextmanager
-def open_uncommitted(path: ObjectStoragePath, *, exclusive: bool = False) -> Iterator[tuple[IO[bytes], Any]]:
+def write_aside(path: ObjectStoragePath, *, exclusive: bool = False) -> Iterator[Uncommitted]:
     """
-    Yield ``(file, commit)``: the object appears at ``path`` only if ``commit()`` is called.
+    Yield an :class:`Uncommitted`: the object appears at ``path`` only if ``commit()`` is called.
 
     Leaving the block without committing (or with an exception) throws the written bytes away.
     With ``exclusive``, ``commit()`` raises :class:`FileExistsError` instead of replacing an object
-    that appeared at ``path`` meanwhile.
+    that appeared at ``path`` meanwhile. ``local_path`` tells where a local disk's bytes can be read
+    before the commit.
     """
-    with write_aside(path, exclusive=exclusive) as pending:
-        yield pending.file, pending.commit
-
-
-@contextmanager
-def write_aside(path: ObjectStoragePath, *, exclusive: bool = False) -> Iterator[Uncommitted]:
-    """:func:`open_uncommitted`, also telling where a local disk's bytes can be read before the commit."""
     committed = False
     protocol = _protocol(path)
     if protocol in LOCAL_PROTOCOLS:

@@ -78,8 +78,8 @@ def family_of(document: Any) -> str | None:
     """
     Which API family a JSON answer is shaped like, or None (a gateway's or a web server's page).
 
-    PPInfra's and Novita's errors are ``{"code", "reason", "message"}`` (API.md 3); MiniMax's every
-    answer carries ``base_resp`` (API.md 5). It lets a 404 be told from "no such task", and a
+    PPInfra's and Novita's errors are ``{"code", "reason", "message"}`` (docs/vendors.md §3); MiniMax's every
+    answer carries ``base_resp`` (docs/vendors.md §5). It lets a 404 be told from "no such task", and a
     connection Test say which vendor actually answered.
     """
     if not isinstance(document, Mapping):
@@ -109,7 +109,7 @@ def http_error(
     vendor_error: VendorError = no_vendor_error,
 ) -> HailuoAPIError:
     """
-    The exception an HTTP error status means (API.md 3).
+    The exception an HTTP error status means (docs/vendors.md §3).
 
     429 and 5xx are transient. Of those only 429, and a 503 whose body is the vendor's own error
     document, prove that a submit created nothing: a 503 or 502 with a gateway's HTML (or empty)

@@ -1,5 +1,5 @@
 """
-MiniMax's own API (API.md 5): create, query and file retrieval under ``/v1``.
+MiniMax's own API (docs/vendors.md §5): create, query and file retrieval under ``/v1``.
 
 Most errors arrive as HTTP 200 with ``base_resp.status_code != 0``; each code says whether to wait,
 fail at once, or count the generation as failed, and whether a refused submit created anything.
@@ -130,7 +130,7 @@ class MiniMaxDialect(Dialect):
     prompt_expansion_field = "prompt_optimizer"
     passthrough_frames = ("first_frame_image", "last_frame_image")
     call_fields = ("model",)
-    #: API.md 5: input images have a short side over 300 px and an aspect ratio from 2:5 to 5:2.
+    #: docs/vendors.md §5: input images have a short side over 300 px and an aspect ratio from 2:5 to 5:2.
     frame_min_short_side = 300
     frame_aspect_range = (2 / 5, 5 / 2)
     offers: ClassVar[Mapping[str, Offer]] = {
@@ -140,7 +140,7 @@ class MiniMaxDialect(Dialect):
             first_frame="first_frame_image",
             last_frame="last_frame_image",
             fast_pretreatment=True,
-            image_only_resolutions={6: ("512P",), 10: ("512P",)},  # API.md 5: 6 or 10 s
+            image_only_resolutions={6: ("512P",), 10: ("512P",)},  # docs/vendors.md §5: 6 or 10 s
         ),
         "hailuo-2.3": Offer(
             text_name="MiniMax-Hailuo-2.3",

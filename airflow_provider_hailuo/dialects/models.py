@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from airflow_provider_hailuo.api import HailuoValidationError, VideoRequest
 
-#: Both Hailuo-02 and 2.3 (API.md 3b, 5): 1080P is 6 s only, 10 s is 768P only.
+#: Both Hailuo-02 and 2.3 (docs/vendors.md §5, §6): 1080P is 6 s only, 10 s is 768P only.
 _SHARED_RESOLUTIONS: Mapping[int, tuple[str, ...]] = {6: ("768P", "1080P"), 10: ("768P",)}
 
 
@@ -39,8 +39,6 @@ CATALOGUE: Mapping[str, ModelSpec] = {
         ModelSpec("hailuo-2.3-fast", text_to_video=False, resolutions=_SHARED_RESOLUTIONS),
     )
 }
-#: The neutral name DAGs get when they name no model.
-DEFAULT_MODEL_NAME = "hailuo-02"
 #: Names a DAG may already use, read as catalogue models on every vendor: ``minimax-hailuo-02`` was
 #: this provider's default (PPInfra's endpoint name) before it spoke several dialects, so a DAG that
 #: spells it keeps its rules, and keeps working when its connection moves to MiniMax.

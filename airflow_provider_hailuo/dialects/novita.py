@@ -1,5 +1,5 @@
 """
-Novita AI's "v3 async" API (API.md 3b): PPInfra's wire under Novita's own host.
+Novita AI's "v3 async" API (docs/vendors.md §1): PPInfra's wire under Novita's own host.
 
 Both vendors' current pages name the frames ``image`` and ``end_image`` and take ``data:`` images,
 so the dialects differ only in name; it stays a dialect of its own so a connection (and its logs

@@ -1,5 +1,5 @@
 """
-PPInfra's "v3 async" API (API.md 1-3, 3b): ``POST /v3/async/<endpoint>``, ``GET /v3/async/task-result``.
+PPInfra's "v3 async" API (docs/vendors.md §1-3): ``POST /v3/async/<endpoint>``, ``GET /v3/async/task-result``.
 
 Errors are HTTP statuses; the video link is in the task result. PPInfra's current Hailuo-02 page
 names the frames ``image`` and ``end_image`` (http(s) or base64 ``data:`` images) like Novita's:

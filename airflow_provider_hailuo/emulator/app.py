@@ -1,10 +1,11 @@
 """
 The emulator's ``aiohttp.web`` application: one dialect's API, the shared storage, the control API.
 
-It answers the endpoints of the dialect chosen by ``EmulatorConfig.api`` with the JSON shapes API.md
-documents, so a DAG, the test-suite or a benchmark can run offline against any of the three
-vendors. The wire code is the emulator's own (``dialects/``, ``spec.py``), written from API.md and
-never shared with the product: a stand-in that shares the client's wire code can only agree with it.
+It answers the endpoints of the dialect chosen by ``EmulatorConfig.api`` with the JSON shapes of
+docs/vendors.md, so a DAG, the test-suite or a benchmark can run offline against any of the three
+vendors. The wire code is the emulator's own (``dialects/``, ``spec.py``), written from the vendors'
+contracts (docs/vendors.md) and never shared with the product: a stand-in that shares the client's
+wire code can only agree with it.
 
 The names other code imports from here (``EmulatorConfig``, ``EmulatorState``, ``STATE_KEY``,
 ``DEFAULT_API_KEY``, ``create_app``) stay importable from this module.

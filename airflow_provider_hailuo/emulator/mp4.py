@@ -9,7 +9,7 @@ and are a few KB each; serving them needs no PyAV.
 
 Frame sizes (one mapping, used by the script and by MiniMax's ``video_width``/``video_height``):
 16:9 whatever the mode, because the emulator never fetches a first frame to learn its aspect ratio.
-768P is 1366x768, the size MiniMax reports for 768P text-to-video (API.md section 5).
+768P is 1366x768, the size MiniMax reports for 768P text-to-video (docs/vendors.md §5).
 
 To exercise large downloads (100 MiB, 1 GiB, more) without storing them, a sample can be followed by
 an ISO-BMFF ``free`` box of zeros: players skip ``free`` boxes, so the padded file is still a valid

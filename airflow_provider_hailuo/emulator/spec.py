@@ -1,10 +1,11 @@
 """
 What the emulator understood from a submit, and the checks every dialect shares.
 
-Written from API.md, independently of the product's ``api`` module: a stand-in that validated with
-the client's own code could only ever agree with it. Each dialect reads its own field names into a
-:class:`VideoSpec` (the vendor-neutral request) and answers a :class:`WireError` in its own error
-shape (HTTP 400 on the v3 API, ``base_resp`` 2013 on MiniMax's).
+Written from the vendors' contracts (docs/vendors.md), independently of the product's ``api``
+module: a stand-in that validated with the client's own code could only ever agree with it. Each
+dialect reads its own field names into a :class:`VideoSpec` (the vendor-neutral request) and answers
+a :class:`WireError` in its own error shape (HTTP 400 on the v3 API, ``base_resp`` 2013 on
+MiniMax's).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 
 PROMPT_MAX_CHARS = 2000
 DURATIONS = (6, 10)
-#: Input images: JPG/PNG/WebP under 20 MB (API.md section 5; Novita documents the same forms).
+#: Input images: JPG/PNG/WebP under 20 MB (docs/vendors.md §5; Novita documents the same forms).
 IMAGE_MAX_BYTES = 20 * 1024 * 1024
 _DATA_URL = re.compile(r"^data:image/(jpeg|jpg|png|webp);base64,(.*)$", re.IGNORECASE | re.DOTALL)
 _IMAGE_SIGNATURES = {"jpeg": (b"\xff\xd8\xff",), "png": (b"\x89PNG\r\n\x1a\n",), "webp": (b"RIFF",)}

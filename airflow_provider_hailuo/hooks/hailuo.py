@@ -418,10 +418,6 @@ class HailuoHook(BaseHook):
             retryable=is_retryable_read,
         )
 
-    def fresh_video_link(self, task_id: str) -> str:
-        """Read the task and return a fresh link to its video (links expire: read one per download)."""
-        return self.video_link(self.get_task_result(task_id))
-
     @contextmanager
     def stream_video(
         self, url: str, *, timeout: tuple[float, float] = (10.0, 60.0)

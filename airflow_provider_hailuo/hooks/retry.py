@@ -44,7 +44,7 @@ def is_retryable_read(exc: BaseException) -> bool:
 def is_not_found(exc: BaseException) -> bool:
     """
     The service's "no such task", as the dialect read it: a 400 or 404 in the vendor's own words
-    (API.md does not say which), MiniMax's ``base_resp`` 2013. Another host's 404 page is not it.
+    (the vendors do not say which), MiniMax's ``base_resp`` 2013. Another host's 404 page is not it.
     """
     return isinstance(exc, HailuoNotFoundError)
 

@@ -31,18 +31,12 @@ from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
 )
 
-from airflow_provider_hailuo.api import HailuoAPIError, HailuoError, HailuoValidationError, TaskResult
+from airflow_provider_hailuo.api import HailuoError, HailuoValidationError, TaskResult
 from airflow_provider_hailuo.compat import first_reschedule_time, parse_first_reschedule_date
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
-from airflow_provider_hailuo.hooks.retry import is_not_found, is_retryable_read
 from airflow_provider_hailuo.rendered import rendered_task_id
-from airflow_provider_hailuo.triggers.hailuo import (
-    HailuoTaskTrigger,
-    WaitOutcome,
-    next_poll_delay,
-    no_video_message,
-    unfinished_success,
-)
+from airflow_provider_hailuo.triggers.hailuo import HailuoTaskTrigger, next_poll_delay
+from airflow_provider_hailuo.wait import WaitOutcome, judge_read
 
 #: Extra time Airflow's own deferral timeout allows past the trigger's deadline, so the trigger's
 #: clearer "not finished after N s (last status: ...)" message is the one users see.
@@ -115,24 +109,28 @@ class HailuoTaskSensor(BaseSensorOperator):
         task_id = self._check_task_id()
         started_at = self._wait_started_at(context)
         in_grace = time.time() - started_at < self.not_found_grace
+        read: TaskResult | BaseException
         try:
-            result = self.hook.get_task_result(task_id)
+            read = self.hook.get_task_result(task_id)
         except Exception as err:
-            if is_retryable_read(err) or (in_grace and is_not_found(err)):
-                self.log.warning("Hailuo task %s: poll failed (%s); will poll again", task_id, err)
+            read = err
+        verdict = judge_read(task_id, read, in_grace=in_grace)
+        if isinstance(read, BaseException):
+            if verdict.missed:
+                self.log.warning("Hailuo task %s: poll failed (%s); will poll again", task_id, read)
                 return False
-            if isinstance(err, HailuoAPIError):  # key refused, unknown task, ...: waiting cannot heal it
-                raise AirflowFailException(str(err)) from err
-            raise
-        self._last_result = result
-        self.log.info("Hailuo %s", result.describe())
-        if result.failed:
-            raise _generation_failed(task_id, result.reason)
-        if result.succeeded:
-            if not unfinished_success(result):
-                return PokeReturnValue(is_done=True, xcom_value=result.to_xcom())
-            if not in_grace:
-                raise AirflowFailException(no_video_message(task_id))
+            if verdict.outcome is WaitOutcome.FATAL:  # key refused, unknown task...: cannot heal
+                raise AirflowFailException(verdict.message) from read
+            raise read  # unexpected: Airflow's retries apply
+        self._last_result = read
+        self.log.info("Hailuo %s", read.describe())
+        if verdict.outcome is WaitOutcome.FAILED:
+            raise _generation_failed(task_id, read.reason)
+        if verdict.outcome is WaitOutcome.SUCCESS:
+            return PokeReturnValue(is_done=True, xcom_value=read.to_xcom())
+        if verdict.outcome is WaitOutcome.FATAL:
+            raise AirflowFailException(verdict.message)
+        if read.succeeded:
             self.log.warning("Hailuo task %s: succeeded but lists no video yet; polling again", task_id)
         return False
 

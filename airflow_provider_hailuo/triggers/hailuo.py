@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
@@ -20,19 +19,9 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_hailuo.api import HailuoAPIError, HailuoAuthError, TaskResult
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
-from airflow_provider_hailuo.hooks.retry import is_not_found, is_retryable_read
+from airflow_provider_hailuo.wait import WaitOutcome, judge_read
 
-
-class WaitOutcome(StrEnum):
-    """The ``status`` of the trigger's one event."""
-
-    SUCCESS = "success"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    #: Cannot heal by waiting or retrying: key refused, unknown task, success without a video.
-    FATAL = "fatal"
-    #: Unexpected trouble (a bug, say): the task fails and Airflow's retries apply.
-    ERROR = "error"
+__all__ = ["HailuoTaskTrigger", "WaitOutcome", "backoff_delay", "next_poll_delay"]
 
 
 #: Missed polls beyond this many no longer double the pause (it is at ``max_poll_interval`` long
@@ -44,18 +33,6 @@ def backoff_delay(missed_polls: int, min_interval: float, max_interval: float) -
     """Pause after ``missed_polls`` failed reads in a row: doubling from ``min_interval``, capped."""
     exponent = min(max(missed_polls - 1, 0), MAX_BACKOFF_EXPONENT)
     return float(min(min_interval * 2**exponent, max_interval))
-
-
-def unfinished_success(result: TaskResult) -> bool:
-    """A success that lists no video yet: seen from real services; read again, do not download."""
-    return result.succeeded and not result.has_video
-
-
-def no_video_message(task_id: str) -> str:
-    return (
-        f"Hailuo task {task_id} reports success but lists no video, past the grace period: the "
-        "service lost the result; the video cannot be downloaded"
-    )
 
 
 def error_summary(err: BaseException) -> str:
@@ -198,36 +175,40 @@ class HailuoTaskTrigger(BaseTrigger):
         if self.first_poll_at is not None:
             await asyncio.sleep(max(0.0, min(self.first_poll_at, self.deadline) - time.time()))
         while True:
+            read: TaskResult | BaseException
             try:
-                last = await self.hook.aget_task_result(self.hailuo_task_id)
-                missed_polls = 0
+                read = last = await self.hook.aget_task_result(self.hailuo_task_id)
             except Exception as err:
-                if not is_retryable_read(err) and not (is_not_found(err) and self._in_grace()):
-                    yield self._error_event(err)
+                read = err
+            verdict = judge_read(self.hailuo_task_id, read, in_grace=self._in_grace())
+            if isinstance(read, BaseException):
+                if verdict.outcome is not None:
+                    yield self._error_event(read)
                     return
                 missed_polls += 1
                 self.log.warning(
                     "Hailuo task %s: poll failed (%s), %d in a row; polling again",
                     self.hailuo_task_id,
-                    error_summary(err),
+                    error_summary(read),
                     missed_polls,
                 )
             else:
-                if last.failed:
-                    self.log.error("Hailuo %s: %s", last.describe(), last.reason)
-                    yield self._event(WaitOutcome.FAILED, reason=last.reason, result=last.to_xcom())
+                missed_polls = 0
+                if verdict.outcome is WaitOutcome.FAILED:
+                    self.log.error("Hailuo %s: %s", read.describe(), read.reason)
+                    yield self._event(WaitOutcome.FAILED, reason=read.reason, result=read.to_xcom())
                     return
-                if last.succeeded and not unfinished_success(last):
-                    self.log.info("Hailuo %s", last.describe())
-                    yield self._event(WaitOutcome.SUCCESS, result=last.to_xcom())
+                if verdict.outcome is WaitOutcome.SUCCESS:
+                    self.log.info("Hailuo %s", read.describe())
+                    yield self._event(WaitOutcome.SUCCESS, result=read.to_xcom())
                     return
-                if last.succeeded and not self._in_grace():
-                    yield self._event(WaitOutcome.FATAL, message=no_video_message(self.hailuo_task_id))
+                if verdict.outcome is WaitOutcome.FATAL:
+                    yield self._event(WaitOutcome.FATAL, message=verdict.message)
                     return
-                if last.known_status:
-                    self.log.info("Hailuo %s", last.describe())
+                if read.known_status:
+                    self.log.info("Hailuo %s", read.describe())
                 else:
-                    self.log.warning("Hailuo %s (unknown status, still waiting)", last.describe())
+                    self.log.warning("Hailuo %s (unknown status, still waiting)", read.describe())
 
             now = time.time()
             if now >= self.deadline:

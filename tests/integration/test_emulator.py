@@ -1,9 +1,10 @@
 """
-The emulator over real loopback HTTP: the API contract (API.md), signed downloads, every fault, the
+The emulator over real loopback HTTP: the API contract (docs/vendors.md), signed downloads, every fault, the
 counters, the control API and the command line. Clients are tested against it, so it is tested first.
 
-Every dialect (PPInfra, Novita, MiniMax) is checked at the wire against API.md's words, written out
-here, never through the product's own wire code; the videos are checked by decoding them (PyAV).
+Every dialect (PPInfra, Novita, MiniMax) is checked at the wire against the vendors' words
+(docs/vendors.md), written out here, never through the product's own wire code; the videos are
+checked by decoding them (PyAV).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from airflow_provider_hailuo.emulator.mp4 import all_sample_keys, free_box_heade
 from airflow_provider_hailuo.emulator.spec import VideoSpec
 
 KEY = "test-key-1234"
-# The v3 status words, written out: the emulator is tested against API.md, not against the product.
+# The v3 status words, written out: the emulator is tested against the vendors' words, not the product.
 QUEUED, PROCESSING = "TASK_STATUS_QUEUED", "TASK_STATUS_PROCESSING"
 SUCCEED, FAILED = "TASK_STATUS_SUCCEED", "TASK_STATUS_FAILED"
 MODEL = "minimax-hailuo-02"

@@ -53,7 +53,7 @@ def test_fires_success_with_the_result(hailuo_conn):
     event = run_trigger(make_trigger(task_id))
     assert event["status"] == "success"
     assert event["result"]["task_id"] == task_id
-    assert event["result"]["videos"][0]["video_url"].startswith("http://127.0.0.1")
+    assert event["result"]["videos"] == [{"video_type": "mp4"}]  # no pre-signed link in the event
 
 
 def test_fires_failed_with_the_service_reason(hailuo_conn):

@@ -209,7 +209,7 @@ def test_512p_text_to_video_is_refused_naming_minimaxs_rule():
 
 @pytest.mark.parametrize("duration", [6, 10])
 def test_512p_is_refused_with_a_last_frame_at_either_duration(duration):
-    """API.md 5: Hailuo-02's 512P image-to-video is 6 or 10 s, never with a last frame."""
+    """docs/vendors.md §5: Hailuo-02's 512P image-to-video is 6 or 10 s, never with a last frame."""
     with pytest.raises(HailuoValidationError) as with_last:
         VideoRequest(prompt="p", resolution="512P", image_url=FIRST, end_image_url=LAST, duration=duration)
     assert "512P is for image-to-video without a last frame only (hailuo-02 on minimax)" in str(

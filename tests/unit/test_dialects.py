@@ -360,7 +360,7 @@ def test_v3_read_states(dialect, status, state):
 
 
 @pytest.mark.parametrize("dialect", [PPINFRA, NOVITA])
-@pytest.mark.parametrize("word", ["TASK_STATUS_SUCCEED", "TASK_STATUS_SUCCEEDED"])  # API.md 3b: both
+@pytest.mark.parametrize("word", ["TASK_STATUS_SUCCEED", "TASK_STATUS_SUCCEEDED"])  # docs/vendors.md §2: both
 def test_v3_succeed_with_and_without_videos(dialect, word):
     video = {"video_url": "https://cdn/v.mp4", "video_url_ttl": "3600", "video_type": "mp4"}
     done = dialect.parse_read(*answer(v3_task(word, [video])), task_id="t1", conn_id="c")

@@ -1,9 +1,9 @@
 """
 The wire dialects the emulator speaks, one module each, chosen by ``EmulatorConfig.api``.
 
-- ``ppinfra``: PPInfra's "v3 async" API (API.md sections 1-4, with its current pages of 3b);
-- ``novita``: the same API family as Novita's pages describe it (API.md 3b);
-- ``minimax``: MiniMax's own ``/v1/video_generation`` API (API.md section 5).
+- ``ppinfra``: PPInfra's "v3 async" API (docs/vendors.md §1-4, as PPInfra's current pages describe it);
+- ``novita``: the same API family as Novita's pages describe it (docs/vendors.md §1);
+- ``minimax``: MiniMax's own ``/v1/video_generation`` API (docs/vendors.md §5).
 
 Modules are imported on first use so that naming a dialect costs nothing and the state module can
 depend on this registry without an import cycle.

@@ -1,5 +1,5 @@
 """
-MiniMax's own video API (API.md section 5): create, query, file retrieval.
+MiniMax's own video API (docs/vendors.md §5): create, query, file retrieval.
 
 - ``POST /v1/video_generation`` takes ``model``, ``prompt``, ``first_frame_image``,
   ``last_frame_image``, ``duration``, ``resolution``, ``prompt_optimizer``, ``fast_pretreatment``,
@@ -59,7 +59,7 @@ STATUS_WORDS = {
     SUCCEEDED: "Success",
     FAILED: "Fail",
 }
-#: ``base_resp`` codes (API.md section 5) and the message the emulator gives each.
+#: ``base_resp`` codes (docs/vendors.md §5) and the message the emulator gives each.
 MESSAGES = {
     0: "success",
     1000: "unknown error",

@@ -1,5 +1,5 @@
 """
-Novita's current field names for the "v3 async" API (API.md section 3b).
+Novita's current field names for the "v3 async" API (docs/vendors.md §1).
 
 Same paths and answers as PPInfra, but Hailuo-02 reads its first frame from ``image`` (an http(s)
 URL or a ``data:image/...;base64,`` string) and its last frame from ``end_image``, and takes

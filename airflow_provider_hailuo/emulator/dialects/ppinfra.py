@@ -1,7 +1,7 @@
 """
-PPInfra's "v3 async" API (API.md sections 1-4 and 3b): Hailuo-02's frames are ``image`` and ``end_image``.
+PPInfra's "v3 async" API (docs/vendors.md §1-4): Hailuo-02's frames are ``image`` and ``end_image``.
 
-PPInfra's current page for ``minimax-hailuo-02`` (API.md 3b) names the first frame ``image`` and the
+PPInfra's current page for ``minimax-hailuo-02`` (docs/vendors.md §1) names the first frame ``image`` and the
 last frame ``end_image`` (http(s) URLs or ``data:image/...;base64,`` strings) and has
 ``fast_pretreatment``, like Novita's. The seed's ``image_url`` is gone from it: a body carrying it
 is refused with 400 ``INVALID_REQUEST_BODY`` (what a stricter service does with an unknown field;

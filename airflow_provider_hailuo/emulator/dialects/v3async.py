@@ -1,5 +1,5 @@
 """
-The "v3 async" API family (API.md sections 1-4 and 3b), shared by PPInfra and Novita.
+The "v3 async" API family (docs/vendors.md §1-4), shared by PPInfra and Novita.
 
 ``POST /v3/async/<endpoint>`` submits, ``GET /v3/async/task-result?task_id=`` reads; statuses are
 ``TASK_STATUS_*``, errors are HTTP statuses with ``{"code", "reason", "message", "metadata"}``.
@@ -189,7 +189,7 @@ class V3Dialect(Dialect):
     def task_answer(
         self, state: EmulatorState, task: Task, base_url: str, fault: FaultRule | None
     ) -> dict[str, Any]:
-        """The task-result JSON, in the shape API.md documents (a finished task gets a fresh link)."""
+        """The task-result JSON in the shape of docs/vendors.md §2 (a finished task gets a fresh link)."""
         now = time.monotonic()
         phase, progress, eta = task.phase(now)
         videos: list[dict[str, Any]] = []
