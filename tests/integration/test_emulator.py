@@ -1194,7 +1194,8 @@ def test_recorded_bodies_over_the_control_api(minimax):
         "last_frame": LAST,
         "mode": "first-last-frame",
     }
-    assert requests.get(f"{base}/tasks/{task_id}", timeout=10).json() == task
+    one = requests.get(f"{base}/tasks/{task_id}", timeout=10).json()
+    assert {**one, "phase": None} == {**task, "phase": None}  # the phase moves on with time
     assert requests.get(f"{base}/tasks/999", timeout=10).status_code == 404
     attempts = requests.get(f"{base}/submissions", timeout=10).json()["submissions"]
     assert [(a["status"], a["task_id"]) for a in attempts] == [(200, task_id), (200, None)]

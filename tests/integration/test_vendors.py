@@ -144,6 +144,9 @@ def assert_waited_in_the_trigger(outcome: RunOutcome, task_id: str, server: Emul
 # the example DAG in every dialect
 # --------------------------------------------------------------------------------------------------
 def test_daily_content_lands_its_videos_in_each_dialect(airflow_db, vendor, tmp_path):
+    vendor.configure(
+        generation_seconds=5.0
+    )  # still rendering at the first wait's read, even on a busy machine
     destination = tmp_path / "videos"
     outcome = run_dag(
         example_dag("hailuo_daily_content"), {"prompts": PROMPTS, "destination": destination.as_uri() + "/"}
