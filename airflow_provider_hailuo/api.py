@@ -294,9 +294,10 @@ class VideoRequest:
     """
     One generation request in the provider's own terms, validated on construction.
 
-    Construction checks the rules every vendor shares (prompt length, frame URL forms, types) and
-    refuses what no vendor would take (10 s at 1080P, say), so literal values fail when the DAG is
-    parsed. What one vendor takes is checked by that vendor's dialect (``dialect.validate``).
+    Construction checks the rules every vendor shares (prompt length, frame URL forms, types). What
+    the vendors take is theirs to say: the submit operator asks every dialect when the DAG is parsed
+    (``dialects.refuse_what_no_vendor_takes``: 10 s at 1080P, say), and the connection's dialect
+    before the submit (``dialect.validate``). This module imports no dialect.
 
     ``model`` is a catalogue name (``hailuo-02``, ``hailuo-2.3``, ``hailuo-2.3-fast``) or a vendor's
     own model name, passed through; ``extra_body`` carries fields the service adds later without a
@@ -315,10 +316,6 @@ class VideoRequest:
 
     def __post_init__(self) -> None:
         self._check_shared_rules()
-        # Imported here: the dialects are built on this module's vocabulary.
-        from airflow_provider_hailuo.dialects import refuse_what_no_vendor_takes
-
-        refuse_what_no_vendor_takes(self)
 
     def _check_shared_rules(self) -> None:
         if not isinstance(self.prompt, str):
@@ -361,35 +358,6 @@ class VideoRequest:
             raise HailuoValidationError("extra_body", f"must be JSON-serialisable: {err}") from None
 
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
-#: ASCII digits only: ``str.isdigit`` also takes ``"²"`` (which ``int`` refuses) and ``"٦"`` (which
-#: ``int`` reads as 6), so a rendered value would crash or be read as something it does not show.
-_ASCII_NUMBER = re.compile(r"[0-9]+")
-_BOOL_FIELDS = ("enable_prompt_expansion", "fast_pretreatment")
-_FRAME_FIELDS = ("image_url", "end_image_url")
-
-
-def coerce_rendered(name: str, value: Any) -> Any:
-    """
-    Turn what a Jinja template rendered (always a string) back into the type the API wants.
-
-    ``duration="{{ params.duration }}"`` renders ``"10"``; the rules then see ``10``. Anything not
-    plainly of the field's type is passed on unchanged, so the rules reject it naming the field
-    (``6.5``, ``"ten"``, ``"²"``).
-    """
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if name == "duration" and _ASCII_NUMBER.fullmatch(text):
-        return int(text)
-    if name in _BOOL_FIELDS and text.lower() in _TRUE | _FALSE:
-        return text.lower() in _TRUE
-    if name in _FRAME_FIELDS and text.lower() in ("", "none"):
-        return None
-    return value
-
-
 def looks_like_mp4(first_bytes: bytes) -> bool:
     """
     Whether a body starts like an MP4: an ISO-BMFF file opens with an ``ftyp`` box (bytes 4..8).
@@ -402,18 +370,6 @@ def looks_like_mp4(first_bytes: bytes) -> bool:
 # --------------------------------------------------------------------------------------------------
 # Task results
 # --------------------------------------------------------------------------------------------------
-class TaskStatus(StrEnum):
-    """PPInfra's and Novita's status words (``task.status`` of ``GET /v3/async/task-result``)."""
-
-    QUEUED = "TASK_STATUS_QUEUED"
-    PROCESSING = "TASK_STATUS_PROCESSING"
-    SUCCEED = "TASK_STATUS_SUCCEED"
-    #: One revision of the docs spells the final word so (docs/vendors.md §2): read as unknown, a finished
-    #: video would be waited on until the deadline.
-    SUCCEEDED = "TASK_STATUS_SUCCEEDED"
-    FAILED = "TASK_STATUS_FAILED"
-
-
 class TaskState(StrEnum):
     """Where a task is, in every vendor's terms: what the sensor, trigger and download decide on."""
 
@@ -423,17 +379,6 @@ class TaskState(StrEnum):
     FAILED = "failed"
     #: A status word this provider does not know: logged and treated as not finished.
     UNKNOWN = "unknown"
-
-
-#: The "v3 async" status words (PPInfra, Novita) as states.
-V3_STATES: Mapping[str, TaskState] = {
-    TaskStatus.QUEUED: TaskState.QUEUED,
-    TaskStatus.PROCESSING: TaskState.PROCESSING,
-    TaskStatus.SUCCEED: TaskState.SUCCEEDED,
-    TaskStatus.SUCCEEDED: TaskState.SUCCEEDED,
-    TaskStatus.FAILED: TaskState.FAILED,
-}
-_STATE_VALUES = frozenset(state.value for state in TaskState)
 
 
 def loose_int(value: Any) -> int | None:
@@ -470,14 +415,6 @@ class Video:
     ttl_seconds: int | None = None
     video_type: str = "mp4"
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Video:
-        return cls(
-            url=str(data.get("video_url") or ""),
-            ttl_seconds=loose_int(data.get("video_url_ttl")),
-            video_type=str(data.get("video_type") or "mp4"),
-        )
-
 
 @dataclass(frozen=True, kw_only=True)
 class TaskResult:
@@ -486,9 +423,9 @@ class TaskResult:
 
     ``status`` stays the vendor's raw word (for logs and messages); ``state`` is what the vendor's
     dialect made of it, and every decision is taken on ``state``, so a status word a service invents
-    later is logged and treated as "not finished", never a crash. ``file_id``, ``video_width`` and
-    ``video_height`` are MiniMax's (None elsewhere); a MiniMax result lists no ``videos``: its link is
-    fetched from the file id at download time.
+    later is logged and treated as "not finished", never a crash. A vendor either lists its
+    ``videos`` with their links, or names a ``file_id`` whose link a second call signs at download
+    time; ``video_width``/``video_height`` are the size the service reported, where it reports one.
     """
 
     task_id: str
@@ -502,53 +439,6 @@ class TaskResult:
     video_width: int | None = None
     video_height: int | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def from_json(cls, data: Any, task_id: str = "") -> TaskResult:
-        """A "v3 async" task-result answer (PPInfra, Novita)."""
-        if not isinstance(data, Mapping):
-            raise HailuoMalformedAnswerError(f"Task-result answer for task {task_id} is not a JSON object")
-        task = data.get("task")
-        if not isinstance(task, Mapping):
-            raise HailuoMalformedAnswerError(f"Task-result answer for task {task_id} has no `task` object")
-        videos = data.get("videos") or []
-        status = str(task.get("status") or "")
-        return cls(
-            task_id=id_text(task.get("task_id")) or task_id,
-            status=status,
-            state=V3_STATES.get(status, TaskState.UNKNOWN),
-            reason=str(task.get("reason") or ""),
-            eta=loose_int(task.get("eta")),
-            progress_percent=loose_int(task.get("progress_percent")),
-            videos=tuple(Video.from_json(v) for v in videos if isinstance(v, Mapping)),
-            raw=data,
-        )
-
-    @classmethod
-    def from_xcom(cls, data: Any) -> TaskResult:
-        """
-        Rebuild a result from :meth:`to_xcom`'s dict (the sensor's XCom, a trigger event).
-
-        A dict written before results carried ``state`` is read with the "v3 async" status words,
-        the only ones there were then.
-        """
-        if not isinstance(data, Mapping) or not id_text(data.get("task_id")):
-            raise HailuoError(f"Not a Hailuo task result: {_short_repr(data)}")
-        status = str(data.get("status") or "")
-        state = str(data.get("state") or "")
-        videos = data.get("videos") or []
-        return cls(
-            task_id=str(id_text(data.get("task_id"))),
-            status=status,
-            state=TaskState(state) if state in _STATE_VALUES else V3_STATES.get(status, TaskState.UNKNOWN),
-            reason=str(data.get("reason") or ""),
-            eta=loose_int(data.get("eta")),
-            progress_percent=loose_int(data.get("progress_percent")),
-            videos=tuple(Video.from_json(v) for v in videos if isinstance(v, Mapping)),
-            file_id=id_text(data.get("file_id")),
-            video_width=loose_int(data.get("video_width")),
-            video_height=loose_int(data.get("video_height")),
-        )
 
     @property
     def succeeded(self) -> bool:

@@ -28,6 +28,7 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 from PIL import Image, UnidentifiedImageError
 
 from airflow_provider_hailuo.api import HailuoValidationError
+from airflow_provider_hailuo.storage import LOCAL_PROTOCOLS, plain_uri, protocol_of
 
 #: Every vendor refuses input images of 20 MB or more.
 MAX_FRAME_BYTES = 20 * 1024 * 1024
@@ -38,7 +39,6 @@ FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
 #: Range-read size for the header: Pillow asks for a few hundred bytes, a JPEG's EXIF may need more.
 #: (Pillow's WebP reader takes the whole file; the 20 MB check before it bounds that.)
 HEADER_BLOCK_BYTES = 64 * 1024
-LOCAL_PROTOCOLS = ("file", "local", "")
 _DATA_URL_RE = re.compile(r"^data:(?P<mime>[^;,]*)(?P<params>(?:;[^;,]*)*),(?P<payload>.*)$", re.DOTALL)
 _MIME_ALIASES = {"jpg": "jpeg", "pjpeg": "jpeg"}
 _IMAGE_ERRORS = (
@@ -170,10 +170,10 @@ def resolve_frame(
     if not 1 <= sign_expiry_s <= MAX_SIGN_EXPIRY_S:
         raise rules.fail(f"needs sign_expiry_s from 1 to {MAX_SIGN_EXPIRY_S} seconds", sign_expiry_s)
     if isinstance(value, ObjectStoragePath):
-        if _protocol(value) in LOCAL_PROTOCOLS:
+        if protocol_of(value) in LOCAL_PROTOCOLS:
             return _from_local_file(Path(value.path), rules, accepts_data_url)
         if conn_id and not _conn_id_of(value):
-            value = ObjectStoragePath(_plain_uri(value), conn_id=conn_id)
+            value = ObjectStoragePath(plain_uri(value), conn_id=conn_id)
         return _from_object_store(value, rules, sign_expiry_s)
     if not isinstance(value, str) or not value.strip():
         raise rules.fail(f"must be {_FORMS}", value)
@@ -204,16 +204,6 @@ def _conn_id_of(path: ObjectStoragePath) -> str | None:
     """The path's connection: an attribute on Airflow 3, a storage option on Airflow 2."""
     conn_id = getattr(path, "conn_id", None)
     return conn_id if conn_id is not None else path.storage_options.get("conn_id")
-
-
-def _protocol(path: ObjectStoragePath) -> str:
-    protocol = path.protocol
-    return protocol[0] if isinstance(protocol, tuple | list) else (protocol or "")
-
-
-def _plain_uri(path: ObjectStoragePath) -> str:
-    """``s3://bucket/key``, without the ``conn_id@`` that ``str(ObjectStoragePath)`` embeds."""
-    return f"{_protocol(path)}://{path.path}"
 
 
 def _without_query(url: str) -> str:
@@ -284,7 +274,7 @@ def _from_local_file(path: Path, rules: _Rules, accepts_data_url: bool) -> Resol
 
 
 def _from_object_store(path: ObjectStoragePath, rules: _Rules, sign_expiry_s: int) -> ResolvedFrame:
-    uri = _plain_uri(path)
+    uri = plain_uri(path)
     fs = path.fs
     try:
         info = fs.info(path.path)
@@ -304,7 +294,7 @@ def _from_object_store(path: ObjectStoragePath, rules: _Rules, sign_expiry_s: in
         url = fs.sign(path.path, expiration=sign_expiry_s)
     except NotImplementedError:
         raise rules.fail(
-            f"must be in a store that can sign URLs, but {_protocol(path)}:// cannot; "
+            f"must be in a store that can sign URLs, but {protocol_of(path)}:// cannot; "
             "use s3://, gs:// or an http(s) URL"
         ) from None
     return ResolvedFrame(

@@ -107,14 +107,15 @@ def read_ahead(chunks: Iterable[bytes], depth: int = READ_AHEAD_CHUNKS) -> Gener
         reader.join()
 
 
-def _protocol(path: ObjectStoragePath) -> str:
+def protocol_of(path: ObjectStoragePath) -> str:
+    """A path's fsspec protocol (``s3``, ``gs``, ``file``...; ``""`` for a bare local path)."""
     protocol = path.protocol
     return protocol[0] if isinstance(protocol, tuple | list) else (protocol or "")
 
 
 def plain_uri(path: ObjectStoragePath) -> str:
     """``s3://bucket/key`` without the ``conn_id@`` that ``str(ObjectStoragePath)`` embeds."""
-    protocol = _protocol(path) or "file"
+    protocol = protocol_of(path) or "file"
     location = path.path
     if protocol in LOCAL_PROTOCOLS:
         return f"file://{location}"
@@ -220,7 +221,7 @@ def write_aside(path: ObjectStoragePath, *, exclusive: bool = False) -> Iterator
     before the commit.
     """
     committed = False
-    protocol = _protocol(path)
+    protocol = protocol_of(path)
     if protocol in LOCAL_PROTOCOLS:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_abandoned_parts(path.parent.path, path.name)

@@ -11,14 +11,79 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any, ClassVar
 
-from airflow_provider_hailuo.api import HailuoMalformedAnswerError, TaskResult
+from airflow_provider_hailuo.api import (
+    HailuoMalformedAnswerError,
+    TaskResult,
+    TaskState,
+    Video,
+    id_text,
+    loose_int,
+)
 from airflow_provider_hailuo.dialects.answers import V3_FAMILY, family_of, json_object, submitted_task_id
 from airflow_provider_hailuo.dialects.base import Dialect, HttpCall
 from airflow_provider_hailuo.dialects.models import Offer
 
 TASK_RESULT_PATH = "/v3/async/task-result"
+
+
+class TaskStatus(StrEnum):
+    """PPInfra's and Novita's status words (``task.status`` of ``GET /v3/async/task-result``)."""
+
+    QUEUED = "TASK_STATUS_QUEUED"
+    PROCESSING = "TASK_STATUS_PROCESSING"
+    SUCCEED = "TASK_STATUS_SUCCEED"
+    #: One revision of the docs spells the final word so (docs/vendors.md §2): read as unknown, a
+    #: finished video would be waited on until the deadline.
+    SUCCEEDED = "TASK_STATUS_SUCCEEDED"
+    FAILED = "TASK_STATUS_FAILED"
+
+
+#: The status words as states: every decision is taken on the state, never on the word.
+STATES: Mapping[str, TaskState] = {
+    TaskStatus.QUEUED: TaskState.QUEUED,
+    TaskStatus.PROCESSING: TaskState.PROCESSING,
+    TaskStatus.SUCCEED: TaskState.SUCCEEDED,
+    TaskStatus.SUCCEEDED: TaskState.SUCCEEDED,
+    TaskStatus.FAILED: TaskState.FAILED,
+}
+
+
+def task_result(data: Any, task_id: str = "") -> TaskResult:
+    """
+    A task-result answer (docs/vendors.md §2) as a result. ``video_url_ttl`` comes as a string or
+    a number; fields the service adds later are ignored.
+    """
+    if not isinstance(data, Mapping):
+        raise HailuoMalformedAnswerError(f"Task-result answer for task {task_id} is not a JSON object")
+    task = data.get("task")
+    if not isinstance(task, Mapping):
+        raise HailuoMalformedAnswerError(
+            f"Task-result answer for task {task_id} has no `task` object", answered_like=family_of(data)
+        )
+    status = str(task.get("status") or "")
+    videos = data.get("videos") or []
+    return TaskResult(
+        task_id=id_text(task.get("task_id")) or task_id,
+        status=status,
+        state=STATES.get(status, TaskState.UNKNOWN),
+        reason=str(task.get("reason") or ""),
+        eta=loose_int(task.get("eta")),
+        progress_percent=loose_int(task.get("progress_percent")),
+        videos=tuple(
+            Video(
+                url=str(video.get("video_url") or ""),
+                ttl_seconds=loose_int(video.get("video_url_ttl")),
+                video_type=str(video.get("video_type") or "mp4"),
+            )
+            for video in videos
+            if isinstance(video, Mapping)
+        ),
+        raw=data,
+    )
+
 
 #: Hailuo-02 on the "v3 async" family (PPInfra's and Novita's current pages): one endpoint for text,
 #: image and first-and-last-frame videos.
@@ -75,8 +140,4 @@ class PPInfraDialect(Dialect):
         data = json_object(
             status, headers, body, task_id=task_id, conn_id=conn_id, vendor_error=self.is_vendor_error
         )
-        try:
-            return TaskResult.from_json(data, task_id)
-        except HailuoMalformedAnswerError as err:
-            err.answered_like = family_of(data)
-            raise
+        return task_result(data, task_id)

@@ -16,12 +16,12 @@ from airflow_provider_hailuo.api import (
     HailuoValidationError,
     TaskState,
     VideoRequest,
-    coerce_rendered,
 )
+from airflow_provider_hailuo.dialects import refuse_what_no_vendor_takes
 from airflow_provider_hailuo.frames import ResolvedFrame, resolve_frame
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.hooks.submit_rule import SubmitVerdict, submit_verdict
-from airflow_provider_hailuo.rendered import rendered_mapping
+from airflow_provider_hailuo.rendered import coerce_rendered, rendered_mapping
 
 #: Fields a DAG author may set through a template; checked again after rendering.
 REQUEST_FIELDS = (*CORE_FIELDS, "model", "extra_body")
@@ -113,9 +113,10 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
             return
         if any(type(v).__module__.startswith("airflow") and not is_object_frame(v) for v in values.values()):
             return  # XComArg, PlainXComArg, ...: resolved at run time
-        self.build_request(
+        request = self.build_request(
             {name: _FRAME_PLACEHOLDER for name in FRAME_FIELDS if is_object_frame(values[name])}
         )
+        refuse_what_no_vendor_takes(request)  # the vendor is known only at run time
 
     def build_request(self, frames: Mapping[str, str] | None = None) -> VideoRequest:
         """

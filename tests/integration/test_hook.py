@@ -20,11 +20,11 @@ from airflow_provider_hailuo.api import (
     HailuoTransientError,
     HailuoTransportError,
     HailuoValidationError,
-    TaskStatus,
     VideoRequest,
 )
 from airflow_provider_hailuo.dialects import HttpCall
 from airflow_provider_hailuo.dialects.answers import json_object
+from airflow_provider_hailuo.dialects.ppinfra import TaskStatus
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from tests.conftest import EMULATOR_KEY
 from tests.support.connections import hailuo_conn_json

@@ -13,12 +13,12 @@ from airflow_provider_hailuo.api import (
     HailuoValidationError,
     TaskResult,
     TaskState,
-    Video,
     VideoRequest,
-    coerce_rendered,
     loose_int,
 )
-from airflow_provider_hailuo.dialects import DIALECTS
+from airflow_provider_hailuo.dialects import DIALECTS, refuse_what_no_vendor_takes
+from airflow_provider_hailuo.dialects.ppinfra import task_result
+from airflow_provider_hailuo.rendered import coerce_rendered
 
 VENDORS = tuple(DIALECTS)
 FIRST = "https://example.com/first.png"
@@ -28,10 +28,17 @@ DATA_URL = "data:image/png;base64,iVBORw0KGgo="
 MODELS = {"hailuo-02": {}, "hailuo-2.3": {}, "hailuo-2.3-fast": {"image_url": FIRST}}
 
 
+def checked_request(**fields):
+    """A request as a DAG's literal values are checked at parse time: shared rules, then every vendor's."""
+    request = VideoRequest(**fields)
+    refuse_what_no_vendor_takes(request)
+    return request
+
+
 def invalid(field: str, **kwargs):
     kwargs.setdefault("prompt", "a cat")
     with pytest.raises(HailuoValidationError) as info:
-        VideoRequest(**kwargs)
+        checked_request(**kwargs)
     assert info.value.field == field
     assert f"`{field}`" in str(info.value)
     return info.value
@@ -40,13 +47,13 @@ def invalid(field: str, **kwargs):
 def sent(vendor: str, **kwargs):
     """The submit body a vendor's dialect builds for a request (the request is valid there)."""
     kwargs.setdefault("prompt", "a cat")
-    return DIALECTS[vendor]().validate(VideoRequest(**kwargs)).call.json
+    return DIALECTS[vendor]().validate(checked_request(**kwargs)).call.json
 
 
 def refused_by(vendor: str, field: str, **kwargs) -> HailuoValidationError:
     """A request some vendor takes, refused by this one naming the field, the model and the vendor."""
     kwargs.setdefault("prompt", "a cat")
-    request = VideoRequest(**kwargs)
+    request = checked_request(**kwargs)
     with pytest.raises(HailuoValidationError) as info:
         DIALECTS[vendor]().validate(request)
     err = info.value
@@ -211,7 +218,7 @@ def test_512p_text_to_video_is_refused_naming_minimaxs_rule():
 def test_512p_is_refused_with_a_last_frame_at_either_duration(duration):
     """docs/vendors.md §5: Hailuo-02's 512P image-to-video is 6 or 10 s, never with a last frame."""
     with pytest.raises(HailuoValidationError) as with_last:
-        VideoRequest(prompt="p", resolution="512P", image_url=FIRST, end_image_url=LAST, duration=duration)
+        checked_request(prompt="p", resolution="512P", image_url=FIRST, end_image_url=LAST, duration=duration)
     assert "512P is for image-to-video without a last frame only (hailuo-02 on minimax)" in str(
         with_last.value
     )
@@ -261,7 +268,7 @@ def test_data_url_frames_where_the_vendor_takes_them():
 
 
 def test_a_passed_through_model_gets_the_shared_rules_only():
-    request = VideoRequest(prompt="p", model="minimax-video-01", duration=10, resolution="1080P")
+    request = checked_request(prompt="p", model="minimax-video-01", duration=10, resolution="1080P")
     for vendor in VENDORS:
         resolved = DIALECTS[vendor]().validate(request)
         assert resolved.passthrough and resolved.catalogue_model is None
@@ -275,14 +282,14 @@ def test_a_passed_through_name_must_be_an_endpoint_on_the_v3_api():
         refused_by(vendor, "model", model="MiniMax-Hailuo-02-Preview")
     assert (
         DIALECTS["minimax"]()
-        .validate(VideoRequest(prompt="p", model="MiniMax-Hailuo-02-Preview"))
+        .validate(checked_request(prompt="p", model="MiniMax-Hailuo-02-Preview"))
         .passthrough
     )
 
 
 def test_the_old_default_is_hailuo_02_with_its_rules_on_every_vendor():
     for vendor in VENDORS:
-        resolved = DIALECTS[vendor]().validate(VideoRequest(prompt="p", model="minimax-hailuo-02"))
+        resolved = DIALECTS[vendor]().validate(checked_request(prompt="p", model="minimax-hailuo-02"))
         assert resolved.catalogue_model == "hailuo-02" and not resolved.passthrough
     err = invalid("resolution", model="minimax-hailuo-02", duration=10, resolution="1080P")
     assert "(hailuo-02 on ppinfra, novita, minimax)" in err.rule
@@ -298,7 +305,7 @@ def ppinfra_body(request: VideoRequest) -> dict:
 
 
 def test_body_has_defaults_and_omits_absent_image():
-    assert ppinfra_body(VideoRequest(prompt="p")) == {
+    assert ppinfra_body(checked_request(prompt="p")) == {
         "prompt": "p",
         "duration": 6,
         "resolution": "768P",
@@ -308,7 +315,7 @@ def test_body_has_defaults_and_omits_absent_image():
 
 def test_ppinfra_names_the_frames_image_and_end_image():
     """PPInfra's current Hailuo-02 page: `image_url` (the seed's name) would buy a text-to-video."""
-    body = ppinfra_body(VideoRequest(prompt="p", image_url=FIRST, end_image_url=LAST))
+    body = ppinfra_body(checked_request(prompt="p", image_url=FIRST, end_image_url=LAST))
     assert (body["image"], body["end_image"]) == (FIRST, LAST)
     assert "image_url" not in body and "end_image_url" not in body
 
@@ -366,12 +373,12 @@ SUCCEED = {
 
 
 def test_task_result_parses_documented_shape():
-    result = TaskResult.from_json(SUCCEED)
+    result = task_result(SUCCEED)
     assert result.succeeded and result.finished and not result.failed and result.has_video
     assert result.state is TaskState.SUCCEEDED
     assert result.videos[0].url == result.video_url == "https://cdn/v.mp4"
     assert result.videos[0].ttl_seconds == 3600
-    assert result.to_xcom()["videos"][0]["video_url_ttl"] == 3600
+    assert result.to_xcom()["videos"] == [{"video_type": "mp4"}]
 
 
 def test_ttl_as_int_and_unknown_status_tolerated():
@@ -379,7 +386,7 @@ def test_ttl_as_int_and_unknown_status_tolerated():
         "task": {"task_id": "t", "status": "TASK_STATUS_PAUSED", "eta": "12"},
         "videos": [{"video_url_ttl": 60}],
     }
-    result = TaskResult.from_json(data)
+    result = task_result(data)
     assert not result.finished and not result.known_status and result.state is TaskState.UNKNOWN
     assert result.eta == 12
     assert result.videos[0].ttl_seconds == 60
@@ -413,38 +420,30 @@ def test_a_task_result_with_an_infinite_number_still_reads():
         '{"task": {"task_id": "t", "status": "TASK_STATUS_PROCESSING", "eta": 1e999,'
         ' "progress_percent": Infinity}, "videos": [{"video_url_ttl": "1e999"}]}'
     )
-    result = TaskResult.from_json(data)
+    result = task_result(data)
     assert (result.eta, result.progress_percent, result.videos[0].ttl_seconds) == (None, None, None)
 
 
-def test_an_old_xcom_with_the_succeeded_spelling_reads_as_succeeded():
-    """A dict written before results carried `state` is read by its status word alone."""
-    old = {"task_id": "t", "status": "TASK_STATUS_SUCCEEDED", "videos": [{"video_url": "https://cdn/v.mp4"}]}
-    assert TaskResult.from_xcom(old).succeeded and TaskResult.from_xcom(old).has_video
-
-
 def test_failed_result_keeps_reason():
-    result = TaskResult.from_json(
-        {"task": {"task_id": "t", "status": "TASK_STATUS_FAILED", "reason": "nsfw"}}
-    )
+    result = task_result({"task": {"task_id": "t", "status": "TASK_STATUS_FAILED", "reason": "nsfw"}})
     assert result.failed and result.reason == "nsfw" and not result.has_video
 
 
 def test_succeeded_without_a_video_has_none_to_download():
-    result = TaskResult.from_json({"task": {"task_id": "t", "status": "TASK_STATUS_SUCCEED"}, "videos": []})
+    result = task_result({"task": {"task_id": "t", "status": "TASK_STATUS_SUCCEED"}, "videos": []})
     assert result.succeeded and not result.has_video and result.video_url is None
 
 
 @pytest.mark.parametrize("data", [[], "x", {"videos": []}, {"task": "x"}])
 def test_malformed_results_raise_a_retryable_error(data):
     with pytest.raises(HailuoMalformedAnswerError):
-        TaskResult.from_json(data, "t9")
+        task_result(data, "t9")
 
 
 @pytest.mark.parametrize(
     "result",
     [
-        TaskResult.from_json(SUCCEED),
+        task_result(SUCCEED),
         TaskResult(
             task_id="t", status="TASK_STATUS_QUEUED", state=TaskState.QUEUED, eta=30, progress_percent=0
         ),
@@ -459,23 +458,11 @@ def test_malformed_results_raise_a_retryable_error(data):
         TaskResult(task_id="t", status="Fail", state=TaskState.FAILED, reason="input flagged as sensitive"),
     ],
 )
-def test_xcom_round_trip(result):
+def test_the_xcom_is_plain_json_without_links(result):
     xcom = result.to_xcom()
-    assert TaskResult.from_xcom(xcom) == result
-    assert TaskResult.from_xcom(xcom).has_video == result.has_video
-
-
-def test_an_xcom_from_before_state_is_read_with_the_v3_words():
-    old = {"task_id": "t", "status": "TASK_STATUS_SUCCEED", "reason": "", "eta": 0, "progress_percent": 100}
-    old["videos"] = [{"video_url": "https://cdn/v.mp4", "video_url_ttl": 3600, "video_type": "mp4"}]
-    result = TaskResult.from_xcom(old)
-    assert result.succeeded and result.videos == (Video("https://cdn/v.mp4", 3600),)
-
-
-@pytest.mark.parametrize("data", [None, [], {"status": "x"}, {"task_id": ""}])
-def test_from_xcom_refuses_what_is_not_a_result(data):
-    with pytest.raises(Exception, match="Not a Hailuo task result"):
-        TaskResult.from_xcom(data)
+    assert json.loads(json.dumps(xcom)) == xcom
+    assert (xcom["task_id"], xcom["status"], xcom["state"]) == (result.task_id, result.status, result.state)
+    assert "video_url" not in json.dumps(xcom) and "https://" not in json.dumps(xcom)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -12,13 +12,14 @@ from PIL import Image
 
 from airflow_provider_hailuo import frames
 from airflow_provider_hailuo.api import HailuoValidationError
-from airflow_provider_hailuo.frames import MINIMAX_ASPECT_RANGE, MINIMAX_MIN_SHORT_SIDE, resolve_frame
+from airflow_provider_hailuo.dialects.minimax import MiniMaxDialect
+from airflow_provider_hailuo.frames import resolve_frame
 
 MINIMAX = {
     "vendor": "minimax",
     "accepts_data_url": True,
-    "min_short_side": MINIMAX_MIN_SHORT_SIDE,
-    "aspect_range": MINIMAX_ASPECT_RANGE,
+    "min_short_side": MiniMaxDialect.frame_min_short_side,
+    "aspect_range": MiniMaxDialect.frame_aspect_range,
 }
 #: A vendor that would fetch frames by URL only (every vendor spoken today takes data: URLs).
 URL_ONLY = {"vendor": "urlonly", "accepts_data_url": False}
