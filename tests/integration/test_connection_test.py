@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -167,25 +168,29 @@ def test_a_server_that_never_answers_fails_within_the_budget(monkeypatch):
     _assert_clean(message, conn_id=conn_id)
 
 
-class _HtmlHandler(BaseHTTPRequestHandler):
-    def _page(self) -> None:
-        body = b"<!doctype html><html><body><h1>Welcome to nginx!</h1></body></html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+def _page_handler(status: int, body: bytes) -> type[BaseHTTPRequestHandler]:
+    """A web server that answers every path with one HTML page (not the API)."""
 
-    do_GET = do_POST = _page
+    class Handler(BaseHTTPRequestHandler):
+        def _page(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # quiet
-        pass
+        do_GET = do_POST = _page
+
+        def log_message(self, format: str, *args: object) -> None:  # quiet
+            pass
+
+    return Handler
 
 
-@pytest.fixture
-def html_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _HtmlHandler)
-    thread = threading.Thread(target=server.serve_forever, name="html-server", daemon=True)
+@contextmanager
+def _web_server(status: int, body: bytes) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _page_handler(status, body))
+    thread = threading.Thread(target=server.serve_forever, name="web-server", daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -193,6 +198,19 @@ def html_server() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def html_server() -> Iterator[str]:
+    with _web_server(200, b"<!doctype html><html><body><h1>Welcome to nginx!</h1></body></html>") as url:
+        yield url
+
+
+@pytest.fixture
+def empty_web_server() -> Iterator[str]:
+    """An empty web server: every path is a 404 page."""
+    with _web_server(404, b"<html><body><h1>404 Not Found</h1></body></html>") as url:
+        yield url
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
@@ -202,36 +220,6 @@ def test_a_web_page_is_not_the_api(html_server, monkeypatch, vendor):
     assert "not like the Hailuo API" in message, message
     assert html_server in message
     _assert_clean(message, conn_id=conn_id)
-
-
-class _NotFoundHandler(BaseHTTPRequestHandler):
-    """An empty web server: every path is a 404 page."""
-
-    def _page(self) -> None:
-        body = b"<html><body><h1>404 Not Found</h1></body></html>"
-        self.send_response(404)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _page
-
-    def log_message(self, format: str, *args: object) -> None:  # quiet
-        pass
-
-
-@pytest.fixture
-def empty_web_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFoundHandler)
-    thread = threading.Thread(target=server.serve_forever, name="empty-web-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.mark.parametrize("vendor", VENDORS)

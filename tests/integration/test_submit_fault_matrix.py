@@ -32,7 +32,7 @@ from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.hooks.submit_rule import SubmitVerdict, submit_verdict
 from tests.conftest import AIRFLOW_LINE, EMULATOR_KEY, REPO
 from tests.support.connections import hailuo_conn_json
-from tests.support.fault_proxy import FaultProxy
+from tests.support.fault_proxy import FaultProxy, tls_contexts
 from tests.support.submit_faults import (
     FAMILIES,
     MAY,
@@ -58,19 +58,10 @@ def _cells() -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
-def tls_contexts(tmp_path_factory) -> tuple[ssl.SSLContext, ssl.SSLContext, str]:
+def tls(tmp_path_factory) -> tuple[ssl.SSLContext, ssl.SSLContext, str]:
     """A trusted server context (its CA given to the connection), and one from a CA nobody trusts."""
-    import trustme
-
-    trusted, stranger = trustme.CA(), trustme.CA()
-    contexts = []
-    for ca in (trusted, stranger):
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-        contexts.append(context)
-    ca_path = tmp_path_factory.mktemp("fault-ca") / "ca.pem"
-    trusted.cert_pem.write_to_path(str(ca_path))
-    return contexts[0], contexts[1], str(ca_path)
+    ca_path = str(tmp_path_factory.mktemp("fault-ca") / "ca.pem")
+    return (*tls_contexts(ca_path), ca_path)
 
 
 @pytest.fixture(scope="module")
@@ -87,22 +78,22 @@ def emulators() -> Iterator[dict[str, EmulatorServer]]:
 
 
 @pytest.fixture
-def through_proxy(emulators, tls_contexts, monkeypatch):
+def through_proxy(emulators, tls, monkeypatch):
     """Run ``(cell, family, transport, attempts)``: a submit through a proxy holding the cell's fault."""
 
     def run(cell: Cell, family: str, transport: str, attempts: int):
         emulator = emulators[family]
         emulator.reset()
-        trusted, stranger, ca_path = tls_contexts
-        tls = transport == "tls"
+        trusted, stranger, ca_path = tls
+        over_tls = transport == "tls"
         proxy = FaultProxy(
             emulator.url,
             cell.fault,
-            server_context=trusted if tls else None,
-            untrusted_context=stranger if tls else None,
+            server_context=trusted if over_tls else None,
+            untrusted_context=stranger if over_tls else None,
         )
         with proxy:
-            extra = {"api": family, **({"ca_bundle": ca_path} if tls else {})}
+            extra = {"api": family, **({"ca_bundle": ca_path} if over_tls else {})}
             monkeypatch.setenv(
                 "AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(proxy.url, EMULATOR_KEY, extra)
             )

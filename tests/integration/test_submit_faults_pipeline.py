@@ -8,13 +8,15 @@ each fault that proves nothing was created it lands the video with exactly one p
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
 
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from tests.conftest import AIRFLOW_LINE, EMULATOR_KEY
 from tests.integration.test_example_dags import daily, landed_files
 from tests.support.connections import hailuo_conn_json
-from tests.support.fault_proxy import FaultProxy
+from tests.support.fault_proxy import FaultProxy, tls_contexts
 from tests.support.submit_faults import MAY, NOTHING, SUBMIT_FAULTS, retrying_with_heal, walked
 
 #: The pipeline is vendor-neutral (the matrix walks both families at the hook): PPInfra's cells,
@@ -27,20 +29,10 @@ CELLS = [
 
 
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    import ssl
-
-    import trustme
-
-    ca, stranger = trustme.CA(), trustme.CA()
-    contexts = []
-    for authority in (ca, stranger):
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        authority.issue_cert("127.0.0.1").configure_cert(context)
-        contexts.append(context)
-    ca_path = tmp_path_factory.mktemp("pipeline-ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    return contexts[0], contexts[1], str(ca_path)
+def tls(tmp_path_factory) -> tuple[ssl.SSLContext, ssl.SSLContext, str]:
+    """A trusted server context (its CA given to the connection), and one from a CA nobody trusts."""
+    ca_path = str(tmp_path_factory.mktemp("pipeline-ca") / "ca.pem")
+    return (*tls_contexts(ca_path), ca_path)
 
 
 @pytest.mark.parametrize("cell", CELLS)

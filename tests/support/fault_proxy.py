@@ -275,3 +275,20 @@ def _http_answer(status: int, content_type: str, body: bytes) -> bytes:
         "Retry-After: 0\r\nConnection: close\r\n\r\n"
     )
     return head.encode() + body
+
+
+def tls_contexts(ca_path: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """
+    Server contexts for the proxy: one whose CA is written to ``ca_path`` (give it to the client),
+    and one from a CA nobody trusts (the "unknown CA" fault).
+    """
+    import trustme
+
+    trusted, stranger = trustme.CA(), trustme.CA()
+    contexts = []
+    for authority in (trusted, stranger):
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        authority.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        contexts.append(context)
+    trusted.cert_pem.write_to_path(ca_path)
+    return contexts[0], contexts[1]
