@@ -289,10 +289,15 @@ class HailuoDownloadVideoOperator(BaseOperator):
 
         return check
 
-    def _land_video(self, target: ObjectStoragePath, check: Any) -> tuple[LandedFile, str]:
+    def _land_video(
+        self, target: ObjectStoragePath, check: Any, result: TaskResult
+    ) -> tuple[LandedFile, str]:
         for attempt in (1, 2):
-            # A fresh link each attempt: the task's own (PPInfra, Novita) or a file retrieval (MiniMax).
-            url = self.hook.video_link(self._finished_result())
+            # The read just made gives the first link (the task's own on PPInfra and Novita, a file
+            # retrieval on MiniMax); only an expired link is worth a second read of the task.
+            if attempt == 2:
+                result = self._finished_result()
+            url = self.hook.video_link(result)
             try:
                 with (
                     self.hook.stream_video(url) as response,
@@ -331,7 +336,9 @@ class HailuoDownloadVideoOperator(BaseOperator):
         )
         verified = _Verified()
         try:
-            landed, content_type = self._land_video(target, self._before_commit(verified, expected, target))
+            landed, content_type = self._land_video(
+                target, self._before_commit(verified, expected, target), result
+            )
         except HailuoDestinationTakenError as err:
             raise AirflowFailException(str(err)) from err  # still there on every retry
         except media.HailuoVideoCheckError as err:

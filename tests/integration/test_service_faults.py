@@ -110,3 +110,14 @@ def test_https_with_a_self_signed_certificate_needs_its_ca(tls_emulator, monkeyp
         return events[0]
 
     assert asyncio.run(first())["status"] == "success"
+
+
+def test_the_download_reads_the_finished_task_once(hailuo_conn, done_task, tmp_path):
+    """Issue 16, 3: it read the task for the checks and again for the link: two reads per video."""
+    before = hailuo_conn.counters()["polls"]
+    land(done_task, tmp_path)
+    assert hailuo_conn.counters()["polls"] - before == 1
+    hailuo_conn.add_fault(endpoint="download", action="expire", count=1)
+    before = hailuo_conn.counters()["polls"]
+    land(done_task, tmp_path / "renewed")
+    assert hailuo_conn.counters()["polls"] - before == 2  # an expired link is renewed by a second read
