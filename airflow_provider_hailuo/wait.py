@@ -8,10 +8,14 @@ read's result or error and of whether the wait is still in its grace period.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from airflow_provider_hailuo.api import HailuoAPIError, TaskResult
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSensorTimeout
+
+from airflow_provider_hailuo.api import HailuoAPIError, HailuoError, TaskResult
 from airflow_provider_hailuo.hooks.retry import is_not_found, is_retryable_read
 
 
@@ -73,3 +77,31 @@ def judge_read(task_id: str, read: TaskResult | BaseException, *, in_grace: bool
     if read.succeeded and not in_grace:
         return ReadVerdict(WaitOutcome.FATAL, no_video_message(task_id))
     return KEEP_WAITING
+
+
+def generation_failed(task_id: str, reason: str | None) -> AirflowFailException:
+    """Fail without retries, whether a worker or the trigger saw it: a retry pays for it again."""
+    return AirflowFailException(
+        f"Hailuo task {task_id} failed: {reason or 'no reason given'} "
+        "(not retried: a retry would pay for the same failure)"
+    )
+
+
+def result_of_event(event: Mapping[str, Any], task_id: str) -> dict[str, Any]:
+    """
+    The finished task's result from the trigger's event, or the exception its outcome means: the
+    same as a read on a worker would have raised (the README's "how a wait ends" table).
+    """
+    status = event.get("status")
+    task_id = str(event.get("task_id") or task_id)
+    message = str(event.get("message") or f"Hailuo task {task_id}: {status}")
+    if status == WaitOutcome.SUCCESS:
+        return dict(event["result"])
+    if status == WaitOutcome.FAILED:
+        raise generation_failed(task_id, event.get("reason"))
+    if status == WaitOutcome.TIMEOUT:
+        raise AirflowSensorTimeout(message)
+    if status == WaitOutcome.FATAL:
+        raise AirflowFailException(message)
+    # Unexpected trouble: not an Airflow exception, so Airflow's retries apply, as on a worker.
+    raise HailuoError(message)

@@ -31,12 +31,12 @@ from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
 )
 
-from airflow_provider_hailuo.api import HailuoError, HailuoValidationError, TaskResult
+from airflow_provider_hailuo.api import HailuoValidationError, TaskResult
 from airflow_provider_hailuo.compat import first_reschedule_time, parse_first_reschedule_date
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.rendered import rendered_task_id
 from airflow_provider_hailuo.triggers.hailuo import HailuoTaskTrigger, next_poll_delay
-from airflow_provider_hailuo.wait import WaitOutcome, judge_read
+from airflow_provider_hailuo.wait import WaitOutcome, generation_failed, judge_read, result_of_event
 
 #: Extra time Airflow's own deferral timeout allows past the trigger's deadline, so the trigger's
 #: clearer "not finished after N s (last status: ...)" message is the one users see.
@@ -125,7 +125,7 @@ class HailuoTaskSensor(BaseSensorOperator):
         self._last_result = read
         self.log.info("Hailuo %s", read.describe())
         if verdict.outcome is WaitOutcome.FAILED:
-            raise _generation_failed(task_id, read.reason)
+            raise generation_failed(task_id, read.reason)
         if verdict.outcome is WaitOutcome.SUCCESS:
             return PokeReturnValue(is_done=True, xcom_value=read.to_xcom())
         if verdict.outcome is WaitOutcome.FATAL:
@@ -176,25 +176,6 @@ class HailuoTaskSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the trigger's event into the outcome a poke would have had (the module's table)."""
-        status = event.get("status")
-        task_id = event.get("task_id", self.hailuo_task_id)
-        message = str(event.get("message") or f"Hailuo task {task_id}: {status}")
-        if status == WaitOutcome.SUCCESS:
-            self.log.info("Hailuo task %s succeeded", task_id)
-            return event["result"]
-        if status == WaitOutcome.FAILED:
-            raise _generation_failed(task_id, event.get("reason"))
-        if status == WaitOutcome.TIMEOUT:
-            raise AirflowSensorTimeout(message)
-        if status == WaitOutcome.FATAL:
-            raise AirflowFailException(message)
-        # Unexpected trouble: not an Airflow exception, so Airflow's retries apply, as in poke mode.
-        raise HailuoError(message)
-
-
-def _generation_failed(task_id: str, reason: str | None) -> AirflowFailException:
-    """Fail without retries, whether the worker or the trigger saw it: a retry pays for it again."""
-    return AirflowFailException(
-        f"Hailuo task {task_id} failed: {reason or 'no reason given'} "
-        "(not retried: a retry would pay for the same failure)"
-    )
+        result = result_of_event(event, str(self.hailuo_task_id))
+        self.log.info("Hailuo task %s succeeded", result.get("task_id", self.hailuo_task_id))
+        return result
