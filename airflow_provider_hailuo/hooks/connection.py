@@ -196,31 +196,52 @@ def build_ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
     return True
 
 
-def _as_bool(value: Any, default: bool) -> bool | None:
-    if value is None:
-        return default
+#: Every spelling of the TLS toggle that a form or a person produces: Airflow 2.11's Test button posts
+#: a checked box's HTML value "y" (and leaves an unchecked box out), its Save stores a Python bool, the
+#: React forms JSON booleans, the 2.11 choice this provider draws "true"/"false", and people write
+#: on/off, yes/no or 1/0 into the Extra JSON or an AIRFLOW_CONN_* variable.
+TLS_ON_WORDS = frozenset({"true", "t", "yes", "y", "on", "1"})
+TLS_OFF_WORDS = frozenset({"false", "f", "no", "n", "off", "0"})
+
+
+def tls_flag(value: Any) -> bool | None:
+    """True or False for any spelling of on/off, None for anything else (a path, say)."""
     if isinstance(value, bool):
         return value
+    if isinstance(value, int | float):
+        return None if value not in (0, 1) else bool(value)
     text = str(value).strip().lower()
-    if text in ("false", "0", "no", "off"):
-        return False
-    if text in ("true", "1", "yes", "on", ""):
+    if text in TLS_ON_WORDS:
         return True
+    if text in TLS_OFF_WORDS:
+        return False
     return None
 
 
-def _verify_setting(extra: Mapping[str, Any]) -> bool | str:
-    """
-    TLS for API calls: ``verify`` (boolean) and ``ca_bundle`` (path).
+def _looks_like_a_path(text: str) -> bool:
+    """A checked box's "y" was read as a CA bundle file: a path has a folder separator or a suffix."""
+    return any(sep in text for sep in ("/", "\\")) or "." in text.strip(".")
 
-    ``verify`` may also hold the CA bundle path itself (the form of earlier releases). Only an
-    explicit false turns checks off.
+
+def _verify_setting(extra: Mapping[str, Any], conn_id: str) -> bool | str:
+    """
+    TLS for API calls: ``verify`` (the toggle) and ``ca_bundle`` (path).
+
+    Earlier releases took the CA bundle path in ``verify`` itself, so a path there still counts;
+    any other word is refused rather than guessed, since a guess either turns checks off or reads a
+    file called "y". Unset (missing or empty, as Airflow 2 stores an untouched field) keeps checks on.
     """
     verify = extra_value(extra, "verify")
     ca_bundle = extra_value(extra, "ca_bundle")
-    flag = _as_bool(verify, True)
-    if flag is None:  # a path given in `verify`
-        return str(verify)
+    flag = True if verify is None else tls_flag(verify)
+    if flag is None:
+        text = str(verify).strip()
+        if not _looks_like_a_path(text):
+            raise HailuoError(
+                f"Connection {conn_id!r}: extra `verify` is {text!r}: use true or false (on/off, yes/no, "
+                "y/n, 1/0); a CA bundle path goes into the `ca_bundle` extra"
+            )
+        return text
     if flag is False:
         return False
     return str(ca_bundle) if ca_bundle else True
@@ -270,7 +291,7 @@ def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettin
     """Turn an Airflow connection into settings; one function for the sync and the async path."""
     base_url = _base_url((conn.host or "").strip() or DEFAULT_BASE_URL, conn.schema, conn.port, conn.conn_id)
     api_key = _api_key(conn.password, conn.conn_id)
-    verify = _verify_setting(extra)
+    verify = _verify_setting(extra, conn.conn_id)
     hostname = urlsplit(base_url).hostname
     if verify is False and hostname not in LOOPBACK_HOSTS:
         log.warning(

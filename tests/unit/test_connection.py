@@ -54,6 +54,46 @@ def test_tls_settings_from_the_toggle_and_the_ca_bundle(extra, verify):
     assert connection_settings(conn(), extra).verify == verify
 
 
+#: How each form spells the TLS toggle. Airflow 2.11's Test button posts a checked box's HTML value
+#: ("y") and leaves an unchecked one out; its Save stores a Python bool; the React forms store JSON
+#: booleans; people write strings in the Extra JSON or AIRFLOW_CONN_* variables.
+TLS_ON = [True, "y", "Y", "yes", "true", "True", "TRUE", "on", "On", "1", 1, " true "]
+TLS_OFF = [False, "n", "no", "false", "False", "off", "OFF", "0", 0, " off "]
+
+
+@pytest.mark.parametrize("spelling", TLS_ON)
+@pytest.mark.parametrize("name", ["verify", "extra__hailuo__verify"])
+def test_every_spelling_of_on_keeps_tls_checks_and_is_no_ca_bundle(spelling, name):
+    assert connection_settings(conn(), {name: spelling}).verify is True
+    with_bundle = connection_settings(conn(), {name: spelling, "ca_bundle": "/etc/gw-ca.pem"})
+    assert with_bundle.verify == "/etc/gw-ca.pem"
+
+
+@pytest.mark.parametrize("spelling", TLS_OFF)
+@pytest.mark.parametrize("name", ["verify", "extra__hailuo__verify"])
+def test_every_spelling_of_off_turns_tls_checks_off(spelling, name):
+    settings = connection_settings(conn(), {name: spelling, "ca_bundle": "/etc/gw-ca.pem"})
+    assert settings.verify is False and settings.download_verify is False
+
+
+@pytest.mark.parametrize("unset", [None, ""])
+def test_an_unset_toggle_keeps_tls_checks(unset):
+    """An empty value is how Airflow 2 stores an untouched field: it must not turn checks off."""
+    assert connection_settings(conn(), {"verify": unset}).verify is True
+
+
+@pytest.mark.parametrize("path", ["/etc/ssl/gw.pem", "certs/gw-ca.pem", "gw-ca.crt", r"C:\certs\gw.pem"])
+def test_only_a_path_in_verify_is_a_ca_bundle(path):
+    assert connection_settings(conn(), {"verify": path}).verify == path
+
+
+@pytest.mark.parametrize("word", ["maybe", "flase", "enabled please"])
+def test_a_word_that_is_neither_on_off_nor_a_path_is_refused_naming_the_extra(word):
+    with pytest.raises(HailuoError, match=r"extra `verify`") as info:
+        connection_settings(conn(conn_id="my_conn"), {"verify": word})
+    assert "'my_conn'" in str(info.value) and "ca_bundle" in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("extra", "download_verify"), [({}, True), ({"ca_bundle": "/x.pem"}, True), ({"verify": False}, False)]
 )
