@@ -75,21 +75,50 @@ FORM_FIELDS: tuple[FormField, ...] = (
     ),
 )
 
-#: The port stays visible and is asked for: Airflow 3.3's connections list sends ``port: 0`` to its
-#: Test route for a connection stored without a port, and the route then refuses the test ("the host
-#: or port to test differs from the stored connection") before any hook code runs. With a port
-#: stored, the Test button works; tasks do not need it (see docs/connection-form.md).
-UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden_fields": ["schema", "login", "extra"],
-    "relabeling": {"host": "Base URL", "password": "API key", "port": "Port (needed by Test)"},
-    "placeholders": {
-        "host": "https://api.ppinfra.com, https://api.novita.ai or https://api.minimax.io",
-        "password": "your PPInfra, Novita or MiniMax API key",
-        # A Base URL without a scheme is https: a bare "80 for http://" read as "80 unless https://"
-        # gave https://host:80. A port already in the Base URL wins over this one.
-        "port": "443 for https:// or no scheme; 80 only for an http:// Base URL",
-    },
-}
+#: Airflow 3.3.2's connections list sends ``port: 0`` to its Test route for a connection stored
+#: without a port, and the route then refuses the test ("the host or port to test differs from the
+#: stored connection") before any hook code runs; 3.3.0/3.3.1 and older lines have no such check, and
+#: Airflow 2.11's Test sends the form as typed. Tasks never need the port (docs/connection-form.md).
+TEST_NEEDS_PORT_FROM = (3, 3, 2)
+#: A Base URL without a scheme is https: a bare "80 for http://" read as "80 unless https://" gave
+#: https://host:80. A port already in the Base URL wins over this one.
+PORT_HINT = "443 for https:// or no scheme; 80 only for an http:// Base URL"
+
+
+def airflow_version() -> tuple[int, int, int]:
+    from airflow.providers.common.compat.version_compat import get_base_airflow_version_tuple
+
+    return get_base_airflow_version_tuple()
+
+
+def ui_field_behaviour(version: tuple[int, int, int] | None = None) -> dict[str, Any]:
+    """
+    How the standard fields look on ``version`` (default: the installed Airflow).
+
+    The port label says "needed by Test" only where Test refuses a connection stored without one.
+    Airflow 2's Flask page keeps the raw Extra box: its script reads the box when Test is pressed and
+    fails ("Cannot convert undefined or null to object") when the page opened with the box hidden.
+    """
+    version = version or airflow_version()
+    needs_port = version >= TEST_NEEDS_PORT_FROM
+    relabeling = {
+        "host": "Base URL",
+        "password": "API key",
+        "port": "Port (needed by Test)" if needs_port else "Port",
+    }
+    hidden = ["schema", "login", "extra"]
+    if version < (3, 0, 0):
+        hidden.remove("extra")
+        relabeling["extra"] = "Extra (JSON; the fields above win)"
+    return {
+        "hidden_fields": hidden,
+        "relabeling": relabeling,
+        "placeholders": {
+            "host": "https://api.ppinfra.com, https://api.novita.ai or https://api.minimax.io",
+            "password": "your PPInfra, Novita or MiniMax API key",
+            "port": PORT_HINT if needs_port else f"optional: {PORT_HINT}",
+        },
+    }
 
 
 def conn_fields() -> dict[str, Any]:
@@ -107,18 +136,23 @@ def conn_fields() -> dict[str, Any]:
     return fields
 
 
-def ui_field_behaviour_kebab() -> dict[str, Any]:
+def ui_field_behaviour_kebab(version: tuple[int, int, int] | None = None) -> dict[str, Any]:
     """The provider info's ``ui-field-behaviour`` (Airflow 3.2+ spells the keys in kebab case)."""
-    return {key.replace("_", "-"): value for key, value in UI_FIELD_BEHAVIOUR.items()}
+    return {key.replace("_", "-"): value for key, value in ui_field_behaviour(version).items()}
 
 
-def form_widgets() -> dict[str, Any]:
+def form_widgets(version: tuple[int, int, int] | None = None) -> dict[str, Any]:
     """
     ``get_connection_form_widgets()`` for Airflow < 3.2 (imported only where the form is built).
 
-    Airflow 3.0/3.1's api-server reads the field classes, labels and defaults (it has no Flask UI);
-    Airflow 2's Flask UI also wants FAB's Bootstrap widget, used where it is installed.
+    Airflow 3.0/3.1's api-server reads the field classes, labels and defaults through stand-ins of
+    its own that take nothing more (it has no Flask UI), so the fields stay plain there. Airflow 2's
+    Flask UI posts, stores and pre-fills fields itself: it gets fields made for it.
     """
+    if (version or airflow_version()) < (3, 0, 0):
+        from airflow_provider_hailuo.hooks.form_airflow2 import flask_widgets
+
+        return flask_widgets()
     from wtforms import BooleanField, IntegerField, StringField
     from wtforms.validators import AnyOf, NumberRange, Optional
 
@@ -196,31 +230,52 @@ def build_ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
     return True
 
 
-def _as_bool(value: Any, default: bool) -> bool | None:
-    if value is None:
-        return default
+#: Every spelling of the TLS toggle that a form or a person produces: Airflow 2.11's Test button posts
+#: a checked box's HTML value "y" (and leaves an unchecked box out), its Save stores a Python bool, the
+#: React forms JSON booleans, the 2.11 choice this provider draws "true"/"false", and people write
+#: on/off, yes/no or 1/0 into the Extra JSON or an AIRFLOW_CONN_* variable.
+TLS_ON_WORDS = frozenset({"true", "t", "yes", "y", "on", "1"})
+TLS_OFF_WORDS = frozenset({"false", "f", "no", "n", "off", "0"})
+
+
+def tls_flag(value: Any) -> bool | None:
+    """True or False for any spelling of on/off, None for anything else (a path, say)."""
     if isinstance(value, bool):
         return value
+    if isinstance(value, int | float):
+        return None if value not in (0, 1) else bool(value)
     text = str(value).strip().lower()
-    if text in ("false", "0", "no", "off"):
-        return False
-    if text in ("true", "1", "yes", "on", ""):
+    if text in TLS_ON_WORDS:
         return True
+    if text in TLS_OFF_WORDS:
+        return False
     return None
 
 
-def _verify_setting(extra: Mapping[str, Any]) -> bool | str:
-    """
-    TLS for API calls: ``verify`` (boolean) and ``ca_bundle`` (path).
+def looks_like_a_path(text: str) -> bool:
+    """A checked box's "y" was read as a CA bundle file: a path has a folder separator or a suffix."""
+    return any(sep in text for sep in ("/", "\\")) or "." in text.strip(".")
 
-    ``verify`` may also hold the CA bundle path itself (the form of earlier releases). Only an
-    explicit false turns checks off.
+
+def _verify_setting(extra: Mapping[str, Any], conn_id: str) -> bool | str:
+    """
+    TLS for API calls: ``verify`` (the toggle) and ``ca_bundle`` (path).
+
+    Earlier releases took the CA bundle path in ``verify`` itself, so a path there still counts;
+    any other word is refused rather than guessed, since a guess either turns checks off or reads a
+    file called "y". Unset (missing or empty, as Airflow 2 stores an untouched field) keeps checks on.
     """
     verify = extra_value(extra, "verify")
     ca_bundle = extra_value(extra, "ca_bundle")
-    flag = _as_bool(verify, True)
-    if flag is None:  # a path given in `verify`
-        return str(verify)
+    flag = True if verify is None else tls_flag(verify)
+    if flag is None:
+        text = str(verify).strip()
+        if not looks_like_a_path(text):
+            raise HailuoError(
+                f"Connection {conn_id!r}: extra `verify` is {text!r}: use true or false (on/off, yes/no, "
+                "y/n, 1/0); a CA bundle path goes into the `ca_bundle` extra"
+            )
+        return text
     if flag is False:
         return False
     return str(ca_bundle) if ca_bundle else True
@@ -270,7 +325,7 @@ def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettin
     """Turn an Airflow connection into settings; one function for the sync and the async path."""
     base_url = _base_url((conn.host or "").strip() or DEFAULT_BASE_URL, conn.schema, conn.port, conn.conn_id)
     api_key = _api_key(conn.password, conn.conn_id)
-    verify = _verify_setting(extra)
+    verify = _verify_setting(extra, conn.conn_id)
     hostname = urlsplit(base_url).hostname
     if verify is False and hostname not in LOOPBACK_HOSTS:
         log.warning(

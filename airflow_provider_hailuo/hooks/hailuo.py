@@ -50,11 +50,11 @@ from airflow_provider_hailuo.dialects import (
     dialects_of_family,
 )
 from airflow_provider_hailuo.hooks.connection import (
-    UI_FIELD_BEHAVIOUR,
     ConnectionSettings,
     build_ssl_context,
     connection_settings,
     form_widgets,
+    ui_field_behaviour,
 )
 from airflow_provider_hailuo.hooks.retry import is_retryable_read, retry_kwargs
 from airflow_provider_hailuo.hooks.submit_rule import SubmitVerdict, may_send_again, submit_verdict
@@ -128,7 +128,7 @@ class HailuoHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return UI_FIELD_BEHAVIOUR
+        return ui_field_behaviour()
 
     # ----------------------------------------------------------------------------------------------
     # connection

@@ -256,3 +256,36 @@ def test_another_vendors_host_is_named_with_the_extra_to_set(monkeypatch, host_a
             expected = "`minimax`" if host_api == "minimax" else "`ppinfra` or `novita`"
             assert expected in message, message
             _assert_clean(message, key, sent_key, conn_id=conn_id)
+
+
+@pytest.fixture(scope="module")
+def tls_emulator() -> Iterator[tuple[EmulatorServer, str]]:
+    """HTTPS on loopback with a certificate from a throw-away CA (no trust store knows it)."""
+    key = _key("TLS")
+    with EmulatorServer(api_key=key, tls=True) as server:
+        yield server, key
+
+
+@pytest.mark.parametrize(
+    "form_extra",
+    [
+        {"verify": "y", "extra__hailuo__verify": "y"},  # Airflow 2.11's Test button, box checked
+        {"verify": True},  # Airflow 2.11's Save, and the React forms
+        {"verify": "true", "extra__hailuo__verify": "true"},  # the 2.11 choice this provider draws
+    ],
+)
+def test_tls_on_in_any_spelling_checks_the_certificate(tls_emulator, monkeypatch, form_extra):
+    """TLS on was read as a CA bundle at the path "y": the test failed before sending anything."""
+    server, key = tls_emulator
+    ok, message, conn_id, _ = _test(monkeypatch, server.url, key, {**form_extra, "ca_bundle": server.ca_path})
+    assert ok is True, message
+    ok, message, conn_id, _ = _test(monkeypatch, server.url, key, form_extra)
+    assert ok is False and "unreachable (SSLError)" in message, message
+    _assert_clean(message, key, conn_id=conn_id)
+
+
+@pytest.mark.parametrize("off", [False, "false", "off", "n"])
+def test_tls_off_in_any_spelling_reaches_a_self_signed_emulator(tls_emulator, monkeypatch, off):
+    server, key = tls_emulator
+    ok, message, _, _ = _test(monkeypatch, server.url, key, {"verify": off, "extra__hailuo__verify": off})
+    assert ok is True, message

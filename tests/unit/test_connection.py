@@ -11,10 +11,11 @@ from airflow_provider_hailuo import get_provider_info
 from airflow_provider_hailuo.api import HailuoAuthError, HailuoError
 from airflow_provider_hailuo.hooks.connection import (
     FORM_FIELDS,
-    UI_FIELD_BEHAVIOUR,
     build_ssl_context,
     conn_fields,
     connection_settings,
+    form_widgets,
+    ui_field_behaviour,
 )
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 
@@ -52,6 +53,46 @@ def test_port_goes_into_the_authority_not_after_the_path(host, port, expected):
 )
 def test_tls_settings_from_the_toggle_and_the_ca_bundle(extra, verify):
     assert connection_settings(conn(), extra).verify == verify
+
+
+#: How each form spells the TLS toggle. Airflow 2.11's Test button posts a checked box's HTML value
+#: ("y") and leaves an unchecked one out; its Save stores a Python bool; the React forms store JSON
+#: booleans; people write strings in the Extra JSON or AIRFLOW_CONN_* variables.
+TLS_ON = [True, "y", "Y", "yes", "true", "True", "TRUE", "on", "On", "1", 1, " true "]
+TLS_OFF = [False, "n", "no", "false", "False", "off", "OFF", "0", 0, " off "]
+
+
+@pytest.mark.parametrize("spelling", TLS_ON)
+@pytest.mark.parametrize("name", ["verify", "extra__hailuo__verify"])
+def test_every_spelling_of_on_keeps_tls_checks_and_is_no_ca_bundle(spelling, name):
+    assert connection_settings(conn(), {name: spelling}).verify is True
+    with_bundle = connection_settings(conn(), {name: spelling, "ca_bundle": "/etc/gw-ca.pem"})
+    assert with_bundle.verify == "/etc/gw-ca.pem"
+
+
+@pytest.mark.parametrize("spelling", TLS_OFF)
+@pytest.mark.parametrize("name", ["verify", "extra__hailuo__verify"])
+def test_every_spelling_of_off_turns_tls_checks_off(spelling, name):
+    settings = connection_settings(conn(), {name: spelling, "ca_bundle": "/etc/gw-ca.pem"})
+    assert settings.verify is False and settings.download_verify is False
+
+
+@pytest.mark.parametrize("unset", [None, ""])
+def test_an_unset_toggle_keeps_tls_checks(unset):
+    """An empty value is how Airflow 2 stores an untouched field: it must not turn checks off."""
+    assert connection_settings(conn(), {"verify": unset}).verify is True
+
+
+@pytest.mark.parametrize("path", ["/etc/ssl/gw.pem", "certs/gw-ca.pem", "gw-ca.crt", r"C:\certs\gw.pem"])
+def test_only_a_path_in_verify_is_a_ca_bundle(path):
+    assert connection_settings(conn(), {"verify": path}).verify == path
+
+
+@pytest.mark.parametrize("word", ["maybe", "flase", "enabled please"])
+def test_a_word_that_is_neither_on_off_nor_a_path_is_refused_naming_the_extra(word):
+    with pytest.raises(HailuoError, match=r"extra `verify`") as info:
+        connection_settings(conn(conn_id="my_conn"), {"verify": word})
+    assert "'my_conn'" in str(info.value) and "ca_bundle" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -127,7 +168,8 @@ def test_a_key_of_whitespace_only_is_no_key():
         connection_settings(conn(password=" \n"), {})
 
 
-def test_the_port_placeholder_gives_443_to_a_base_url_typed_without_a_scheme():
+@pytest.mark.parametrize("version", [(2, 11, 2), (3, 3, 2)])
+def test_the_port_placeholder_gives_443_to_a_base_url_typed_without_a_scheme(version):
     """
     A Base URL typed without a scheme is https: "80 for http://" was read as "80 unless https://",
     and the port went into the URL as https://host:80, which no API answers.
@@ -135,6 +177,63 @@ def test_the_port_placeholder_gives_443_to_a_base_url_typed_without_a_scheme():
     assert connection_settings(conn(host="api.ppinfra.com", port=443), {}).base_url == (
         "https://api.ppinfra.com:443"
     )
-    placeholder = UI_FIELD_BEHAVIOUR["placeholders"]["port"]
-    assert re.match(r"443\b[^;]*\bno scheme\b", placeholder), placeholder
+    placeholder = ui_field_behaviour(version)["placeholders"]["port"]
+    assert re.search(r"443\b[^;]*\bno scheme\b", placeholder), placeholder
     assert re.search(r"\b80 only\b[^;]*http://", placeholder), placeholder
+
+
+#: Only Airflow 3.3.2's Test route refuses a connection stored without a port (its list sends 0):
+#: 3.3.0 and 3.3.1 have no such check, 3.0-3.2 neither, and 2.11's Test sends the form as typed.
+@pytest.mark.parametrize(
+    ("version", "needed"),
+    [
+        ((2, 11, 2), False),
+        ((3, 0, 6), False),
+        ((3, 1, 8), False),
+        ((3, 2, 2), False),
+        ((3, 3, 1), False),
+        ((3, 3, 2), True),
+        ((3, 4, 0), True),
+    ],
+)
+def test_the_port_is_labelled_needed_by_test_only_where_test_needs_it(version, needed):
+    behaviour = ui_field_behaviour(version)
+    label, placeholder = behaviour["relabeling"]["port"], behaviour["placeholders"]["port"]
+    if needed:
+        assert label == "Port (needed by Test)" and not placeholder.startswith("optional"), behaviour
+    else:
+        assert label == "Port" and placeholder.startswith("optional"), behaviour
+    assert "port" not in behaviour["hidden_fields"]
+
+
+@pytest.mark.parametrize(("version", "shown"), [((2, 11, 2), True), ((3, 0, 6), False), ((3, 3, 2), False)])
+def test_airflow_2_keeps_the_extra_box_its_test_script_reads(version, shown):
+    """
+    Airflow 2's connection_form.js saves a CodeMirror editor on Test that it makes only for a visible
+    Extra box: a page opened with the box hidden failed ("Cannot convert undefined or null to object").
+    """
+    behaviour = ui_field_behaviour(version)
+    assert ("extra" not in behaviour["hidden_fields"]) is shown
+    assert {"schema", "login"} <= set(behaviour["hidden_fields"])
+
+
+def test_airflow_3_0_and_3_1_get_the_plain_field_classes_their_api_server_stands_in_for():
+    """Their api-server swaps wtforms' field classes for stand-ins that take nothing more."""
+    wtforms = pytest.importorskip("wtforms")
+    widgets = form_widgets((3, 1, 8))
+    assert widgets["verify"].field_class is wtforms.BooleanField
+    assert {w.field_class for w in widgets.values()} <= {
+        wtforms.StringField,
+        wtforms.IntegerField,
+        wtforms.BooleanField,
+    }
+    assert all(set(w.kwargs) <= {"description", "default", "validators", "widget"} for w in widgets.values())
+
+
+def test_airflow_2_gets_only_the_field_classes_it_accepts():
+    """Airflow 2.11 drops a provider's whole form for any other class (a subclass included)."""
+    wtforms = pytest.importorskip("wtforms")
+    pytest.importorskip("flask_appbuilder")
+    widgets = form_widgets((2, 11, 2))
+    allowed = {wtforms.IntegerField, wtforms.PasswordField, wtforms.StringField, wtforms.BooleanField}
+    assert {w.field_class for w in widgets.values()} <= allowed
