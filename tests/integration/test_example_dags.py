@@ -175,3 +175,18 @@ def test_bad_download_leaves_nothing_in_s3_and_a_rerun_lands_it(
     rerun = run_dag(example_dag("hailuo_daily_content"), conf)
     assert rerun.state == "success"
     assert sorted(k.rsplit(".", 1)[1] for k in s3_server.keys(s3_bucket)) == ["jpg", "json", "mp4"]
+
+
+def test_the_one_task_daily_content_lands_every_video(airflow_db, hailuo_conn, destination):
+    hailuo_conn.configure(generation_seconds=3)
+    outcome = run_dag(
+        example_dag("hailuo_daily_content_one_task"),
+        {"prompts": PROMPTS, "destination": destination.as_uri() + "/"},
+    )
+    assert outcome.state == "success"
+    landed = outcome.values("generate")
+    assert len(landed) == len(PROMPTS) == len(landed_files(destination))
+    assert sorted(item["task_id"] for item in landed) == sorted(hailuo_conn.tasks())
+    for item in landed:
+        assert sha256(Path(item["uri"].removeprefix("file://"))) == item["sha256"]
+    assert hailuo_conn.counters()["submits"] == len(PROMPTS)
