@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from functools import cached_property
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_hailuo.api import HailuoAPIError, HailuoAuthError, TaskResult
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
@@ -85,6 +85,9 @@ class HailuoTaskTrigger(BaseTrigger):
     :param not_found_grace: seconds after ``started_at`` during which "no such task" (400/404) is
         read as "not visible yet", and a success without a video as "not quite finished", rather
         than as final errors.
+    :param end_from_trigger: on success, end the task here (``TaskSuccessEvent`` with the result as
+        its XCom) instead of resuming it on a worker; every other outcome resumes it, so Airflow's
+        rules for failures (no retry, ``soft_fail``) stay the operator's.
     :param first_poll_at: UNIX time of the first read. The sensor has just read the task before
         deferring, so reading again at once would be a wasted poll; a trigger rebuilt after that
         time reads at once.
@@ -100,6 +103,7 @@ class HailuoTaskTrigger(BaseTrigger):
         started_at: float | None = None,
         not_found_grace: float = 60.0,
         first_poll_at: float | None = None,
+        end_from_trigger: bool = False,
     ) -> None:
         super().__init__()
         self.hailuo_task_id = hailuo_task_id
@@ -110,6 +114,7 @@ class HailuoTaskTrigger(BaseTrigger):
         self.started_at = float(started_at) if started_at is not None else time.time()
         self.not_found_grace = float(not_found_grace)
         self.first_poll_at = float(first_poll_at) if first_poll_at is not None else None
+        self.end_from_trigger = bool(end_from_trigger)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -123,6 +128,7 @@ class HailuoTaskTrigger(BaseTrigger):
                 "started_at": self.started_at,
                 "not_found_grace": self.not_found_grace,
                 "first_poll_at": self.first_poll_at,
+                "end_from_trigger": self.end_from_trigger,
             },
         )
 
@@ -200,7 +206,11 @@ class HailuoTaskTrigger(BaseTrigger):
                     return
                 if verdict.outcome is WaitOutcome.SUCCESS:
                     self.log.info("Hailuo %s", read.describe())
-                    yield self._event(WaitOutcome.SUCCESS, result=read.to_xcom())
+                    if self.end_from_trigger:
+                        # The task ends here with its XCom: no worker runs it a second time.
+                        yield TaskSuccessEvent(xcoms={"return_value": read.to_xcom()})
+                    else:
+                        yield self._event(WaitOutcome.SUCCESS, result=read.to_xcom())
                     return
                 if verdict.outcome is WaitOutcome.FATAL:
                     yield self._event(WaitOutcome.FATAL, message=verdict.message)

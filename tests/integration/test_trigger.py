@@ -56,6 +56,30 @@ def test_fires_success_with_the_result(hailuo_conn):
     assert event["result"]["videos"] == [{"video_type": "mp4"}]  # no pre-signed link in the event
 
 
+def test_a_sensors_trigger_ends_the_task_on_success_and_resumes_it_otherwise(hailuo_conn):
+    """Issue 16, 2: the sensor ran twice on a worker (defer, then resume) for every video."""
+    from airflow.triggers.base import TaskSuccessEvent
+
+    task_id = submit()
+    trigger = make_trigger(task_id, end_from_trigger=True)
+    assert HailuoTaskTrigger(**trigger.serialize()[1]).end_from_trigger  # survives a triggerer move
+
+    async def every_event():
+        return [event async for event in trigger.run()]
+
+    loop = asyncio.new_event_loop()
+    try:
+        (event,) = loop.run_until_complete(every_event())
+    finally:
+        loop.close()
+    assert isinstance(event, TaskSuccessEvent)
+    assert event.xcoms["return_value"]["task_id"] == task_id
+    assert event.xcoms["return_value"]["state"] == "succeeded"
+    hailuo_conn.add_fault(endpoint="submit", action="fail_generation", reason="moderation")
+    failed = run_trigger(make_trigger(submit(), end_from_trigger=True))
+    assert failed["status"] == "failed"  # the worker decides: no retry, soft_fail
+
+
 def test_fires_failed_with_the_service_reason(hailuo_conn):
     hailuo_conn.add_fault(endpoint="submit", action="fail_generation", reason="prompt rejected by moderation")
     event = run_trigger(make_trigger(submit()))
