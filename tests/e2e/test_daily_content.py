@@ -39,14 +39,6 @@ def test_four_videos_land_in_s3_through_deferred_sensors(airflow_deployment, emu
     # its own generation: the waits ran in the triggerer, not in worker slots.
     for map_index in range(4):
         assert "deferred" in run.states_seen[("generate.wait", map_index)], run.states_seen
-    # ...and each ended there too (TaskSuccessEvent): the worker ran the sensor once, up to the
-    # deferral; the result XCom was written by the triggerer, not by a resumed execute_complete.
-    results = run.xcoms("generate.wait")
-    assert sorted(results) == [0, 1, 2, 3] and all(r["state"] == "succeeded" for r in results.values())
-    for map_index in range(4):
-        log = run.task_log_text("generate.wait", map_index)
-        assert "Deferring" in log and "Hailuo task" in log
-        assert "succeeded" not in log.split("Deferring", 1)[1], log  # nothing ran after the deferral
     submitted = run.xcoms("generate.submit")
     assert sorted(submitted) == [0, 1, 2, 3]
     triggered_ids = sorted(t["kwargs"]["hailuo_task_id"] for t in run.hailuo_triggers())
