@@ -48,9 +48,8 @@ class HailuoTaskSensor(BaseSensorOperator):
     Wait for a Hailuo task and return its result (``{"task_id", "status", "videos": [...], ...}``).
 
     Deferrable: one read on the worker, then the wait moves to the triggerer, so thousands of
-    waiting videos hold no worker slot; a success ends the task in the triggerer (its result is the
-    XCom), so the worker runs it once, not twice. The module docstring's table says how each mode
-    ends.
+    waiting videos hold no worker slot (``end_from_trigger=True`` also ends a success there, at the
+    cost described below). The module docstring's table says how each mode ends.
 
     :param hailuo_task_id: the service's task id (templated; usually the submit task's XCom).
     :param hailuo_conn_id: the ``hailuo`` connection.
@@ -60,6 +59,12 @@ class HailuoTaskSensor(BaseSensorOperator):
     :param not_found_grace: for this many seconds after the wait first started, "no such task"
         means "not visible yet" (a freshly queued task), and a success without a video means "not
         quite finished"; afterwards both fail the task.
+    :param end_from_trigger: end a successful deferred wait in the triggerer (``TaskSuccessEvent``,
+        the result pushed as its XCom there), so a worker runs the sensor once, not twice. Off by
+        default: Airflow 3.x's triggerer stores such an XCom JSON-encoded a second time, so a
+        downstream task pulling ``wait.output`` gets the result as text, not a dict (Airflow 2.11
+        stores it like a worker does). Turn it on where nothing pulls the sensor's XCom (the
+        example DAGs' download reads the submit's).
     :param deferrable: wait in the triggerer (default True: waiting holds no worker slot unless
         asked). ``False`` waits on the worker, in ``mode="poke"`` or ``"reschedule"``.
     """
@@ -77,6 +82,7 @@ class HailuoTaskSensor(BaseSensorOperator):
         timeout: float | timedelta = 3600,
         not_found_grace: float = 60.0,
         deferrable: bool = True,
+        end_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", poll_interval)
@@ -86,6 +92,7 @@ class HailuoTaskSensor(BaseSensorOperator):
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
         self.deferrable = deferrable
+        self.end_from_trigger = end_from_trigger
         self.not_found_grace = not_found_grace
         self._started_at: float | None = None
         self._last_result: TaskResult | None = None
@@ -168,7 +175,7 @@ class HailuoTaskSensor(BaseSensorOperator):
                 started_at=started_at,
                 not_found_grace=self.not_found_grace,
                 first_poll_at=first_poll_at,
-                end_from_trigger=True,
+                end_from_trigger=self.end_from_trigger,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout) + DEFERRAL_GRACE,
