@@ -7,10 +7,12 @@ from airflow_provider_hailuo.operators.download import (
     expected_length,
     safe_object_name,
 )
+from airflow_provider_hailuo.operators.plan import HailuoPlanVideosOperator
 from airflow_provider_hailuo.operators.submit import HailuoSubmitVideoOperator
 
 __all__ = [
     "HailuoDownloadVideoOperator",
+    "HailuoPlanVideosOperator",
     "HailuoSubmitVideoOperator",
     "expected_length",
     "safe_object_name",
