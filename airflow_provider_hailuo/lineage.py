@@ -10,7 +10,7 @@ between Airflow 2 and 3 (``airflow.providers.common.compat.sdk`` resolves it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,16 +30,40 @@ def dataset_name(uri: str) -> tuple[str, str]:
     return f"{scheme}://{parts.netloc}", parts.path.lstrip("/")
 
 
-def openlineage_facets(outputs: Iterable[str], inputs: Iterable[str] = ()) -> Any:
-    """An ``OperatorLineage`` naming ``inputs`` and ``outputs``; None without the OpenLineage provider."""
+def openlineage_facets(
+    outputs: Iterable[str],
+    inputs: Iterable[str] = (),
+    *,
+    estimated_cost: Mapping[str, Any] | None = None,
+    request_known: bool = False,
+) -> Any:
+    """
+    An ``OperatorLineage`` naming ``inputs`` and ``outputs``; None without the OpenLineage provider.
+
+    When the request is known, a run facet carries what the submit estimated the video cost
+    (``{"amount", "currency"}``, both None when no price was known), so spend shows up beside the
+    datasets in a lineage backend.
+    """
     try:
         from airflow.providers.openlineage.extractors import OperatorLineage
         from openlineage.client.event_v2 import Dataset
+
+        from airflow_provider_hailuo.lineage_facets import (
+            ESTIMATED_COST_FACET,
+            HailuoEstimatedCostRunFacet,
+        )
     except ImportError:
         return None
+    run_facets: dict[str, Any] = {}
+    if request_known:
+        cost = estimated_cost or {}
+        run_facets[ESTIMATED_COST_FACET] = HailuoEstimatedCostRunFacet(
+            amount=cost.get("amount"), currency=cost.get("currency")
+        )
     return OperatorLineage(
         inputs=[Dataset(namespace=ns, name=name) for ns, name in map(dataset_name, inputs)],
         outputs=[Dataset(namespace=ns, name=name) for ns, name in map(dataset_name, outputs)],
+        run_facets=run_facets,
     )
 
 

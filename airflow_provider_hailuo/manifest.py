@@ -106,6 +106,7 @@ def build_manifest(
     """The manifest's content; ``video`` holds ``uri``, ``bytes``, ``sha256``, ``content_type``."""
     request = dict(request) if request else None
     submitted_at = request.pop("submitted_at", None) if request else None
+    estimated_cost = request.pop("estimated_cost", None) if request else None
     return {
         "manifest_version": MANIFEST_VERSION,
         "generator": "airflow-provider-hailuo",
@@ -122,6 +123,8 @@ def build_manifest(
         "airflow": dict(airflow),
         "times": {"submitted": submitted_at, "finished": finished_at, "landed": now_iso()},
         "checks": dict(checks) if checks else None,
+        # {"amount", "currency"} as the submit estimated it; None: no price was known.
+        "estimated_cost": estimated_cost,
     }
 
 

@@ -1,9 +1,12 @@
 """
-Daily content: generate one video per prompt and land them in object storage, one folder a day.
+Daily content: plan the day's videos, then generate each one and land them in object storage.
 
 Prompts come from the run's ``prompts`` param, or else from ``prompts.txt`` beside this file (one
-per line). Each prompt goes through submit -> wait (in the triggerer, no worker slot held) ->
-download, mapped so every video has its own three tasks and its own retries.
+per line). The ``plan`` task checks every request and prices the batch before anything is bought:
+an invalid request, or a total above the ``max_total_cost`` param (in the currency of the
+connection's prices; empty: no limit), fails the run with no video paid for. Each planned request
+then goes through submit -> wait (in the triggerer, no worker slot held) -> download, mapped so
+every video has its own three tasks and its own retries.
 
 Where the videos land: the ``destination`` param (default ``$HAILUO_VIDEO_DESTINATION``, else
 ``file:///tmp/hailuo/videos/``), then ``<ds>/<task_id>.mp4``. For S3 use
@@ -15,10 +18,15 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, Param, get_current_context, task, task_group
 
-from airflow_provider_hailuo.operators.hailuo import HailuoDownloadVideoOperator, HailuoSubmitVideoOperator
+from airflow_provider_hailuo.operators.hailuo import (
+    HailuoDownloadVideoOperator,
+    HailuoPlanVideosOperator,
+    HailuoSubmitVideoOperator,
+)
 from airflow_provider_hailuo.sensors.hailuo import HailuoTaskSensor
 
 PROMPTS_FILE = Path(__file__).with_name("prompts.txt")
@@ -46,26 +54,60 @@ with DAG(
             description="Folder URI ending in '/'; the run's date is appended",
         ),
         "storage_conn_id": Param(os.environ.get("HAILUO_STORAGE_CONN_ID"), type=["null", "string"]),
+        "max_total_cost": Param(
+            None,
+            type=["null", "number"],
+            description="The most the run may spend, in the currency of the connection's prices "
+            "(CNY for PPInfra's list prices); empty: no limit",
+        ),
     },
 ) as dag:
 
     @task
-    def load_prompts() -> list[str]:
-        """The run's prompts: the param if given, else the non-empty lines of prompts.txt."""
-        prompts = get_current_context()["params"]["prompts"]
+    def load_requests() -> list[dict[str, Any]]:
+        """The run's requests: a prompt each (the param if given, else prompts.txt), same settings."""
+        params = get_current_context()["params"]
+        prompts = params["prompts"]
         if not prompts:
             prompts = [line.strip() for line in PROMPTS_FILE.read_text().splitlines() if line.strip()]
         if not prompts:
             raise ValueError("No prompts: pass the `prompts` param or fill prompts.txt")
-        return prompts
+        return [
+            {"prompt": prompt, "duration": params["duration"], "resolution": params["resolution"]}
+            for prompt in prompts
+        ]
+
+    # Nothing is bought unless every request is valid and the whole batch is within the budget.
+    plan = HailuoPlanVideosOperator(
+        task_id="plan", requests=load_requests(), max_total_cost="{{ params.max_total_cost }}"
+    )
 
     @task_group
-    def generate(prompt: str) -> None:
+    def generate(
+        prompt: str,
+        image_url: str | None,
+        end_image_url: str | None,
+        duration: int,
+        resolution: str,
+        enable_prompt_expansion: bool,
+        fast_pretreatment: bool,
+        model: str,
+        extra_body: dict[str, Any],
+        image_conn_id: str | None,
+    ) -> None:
+        """One planned request (the plan fills in every field): submit -> wait -> download."""
         submit = HailuoSubmitVideoOperator(
             task_id="submit",
             prompt=prompt,
-            duration="{{ params.duration }}",
-            resolution="{{ params.resolution }}",
+            image_url=image_url,
+            end_image_url=end_image_url,
+            duration=duration,
+            resolution=resolution,
+            enable_prompt_expansion=enable_prompt_expansion,
+            fast_pretreatment=fast_pretreatment,
+            model=model,
+            extra_body=extra_body,
+            image_conn_id=image_conn_id,
         )
         wait = HailuoTaskSensor(
             task_id="wait",
@@ -85,4 +127,4 @@ with DAG(
         )
         wait >> download
 
-    generate.expand(prompt=load_prompts())
+    generate.expand_kwargs(plan.output)

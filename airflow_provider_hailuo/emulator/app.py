@@ -37,8 +37,10 @@ logger = logging.getLogger("airflow_provider_hailuo.emulator")
 
 @web.middleware
 async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Log every request (method, path, status; never headers) and count error statuses."""
+    """Log every request (method, path, status; never headers); count them and error statuses."""
     state = request.app[STATE_KEY]
+    if not request.path.startswith("/_emulator/"):
+        state.count("requests")  # every call to the API or its storage, whatever its route
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # unknown route, wrong method: answer in the dialect's error shape

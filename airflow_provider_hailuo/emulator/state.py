@@ -127,6 +127,7 @@ class EmulatorState:
         ``tasks``, ``polls_by_task``."""
         with self._lock:
             data: dict[str, Any] = {
+                "requests": 0,
                 "submit_requests": 0,
                 "submits": 0,
                 "polls": 0,

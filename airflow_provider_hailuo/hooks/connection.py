@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_hailuo.api import HailuoAuthError, HailuoError
+from airflow_provider_hailuo.prices import PRICES_EXAMPLE
 
 DEFAULT_BASE_URL = "https://api.ppinfra.com"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -33,7 +34,7 @@ class FormField:
     name: str
     label: str
     description: str
-    kind: str  # "string" | "boolean" | "integer"
+    kind: str  # "string" | "boolean" | "integer" | "object" (JSON)
     default: Any = None
     choices: tuple[str, ...] = ()
 
@@ -72,6 +73,14 @@ FORM_FIELDS: tuple[FormField, ...] = (
         "Read timeout (seconds)",
         "How long one API call may wait for an answer. Default 30.",
         "integer",
+    ),
+    FormField(
+        "prices",
+        "Prices (JSON)",
+        "Your price per video, over the built-in list (PPInfra's list prices; none for Novita and "
+        "MiniMax): keys <resolution>-<duration>s, models by catalogue name (or the vendor's own name "
+        f"for a passed-through model). Example: {PRICES_EXAMPLE}",
+        "object",
     ),
 )
 
@@ -157,11 +166,14 @@ def form_widgets(version: tuple[int, int, int] | None = None) -> dict[str, Any]:
     from wtforms.validators import AnyOf, NumberRange, Optional
 
     try:
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget, BS3TextFieldWidget
     except ImportError:  # Airflow 3.0/3.1 without the FAB provider
         text: dict[str, Any] = {}
+        area: dict[str, Any] = {}
     else:
         text = {"widget": BS3TextFieldWidget()}
+        # A StringField drawn as a text area: Airflow accepts only its four plain field classes.
+        area = {"widget": BS3TextAreaFieldWidget()}
     widgets: dict[str, Any] = {}
     for f in FORM_FIELDS:
         if f.kind == "boolean":
@@ -170,6 +182,8 @@ def form_widgets(version: tuple[int, int, int] | None = None) -> dict[str, Any]:
             widgets[f.name] = IntegerField(
                 f.label, description=f.description, validators=[Optional(), NumberRange(min=1)], **text
             )
+        elif f.kind == "object":
+            widgets[f.name] = StringField(f.label, description=f.description, validators=[Optional()], **area)
         else:
             validators = [Optional(), AnyOf(list(f.choices))] if f.choices else [Optional()]
             widgets[f.name] = StringField(f.label, description=f.description, validators=validators, **text)
@@ -203,6 +217,9 @@ class ConnectionSettings:
     proxy_auth: Any = field(default=None, repr=False)
     #: aiohttp's ``ssl`` argument, built once per settings (a CA bundle is read from disk once).
     ssl_context: ssl.SSLContext | bool = field(default=True, repr=False, compare=False)
+    #: The ``prices`` extra as stored (JSON text or an object). Read only where money is spent
+    #: (``prices.prices_for``): a typo in it must not stop the wait for a video already paid for.
+    prices: Any = field(default=None, repr=False, compare=False)
 
     @property
     def auth_header(self) -> dict[str, str]:
@@ -348,4 +365,5 @@ def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettin
         timeout=read_timeout,
         api=str(api).strip().lower() if api is not None else None,
         group_id=str(group_id) if group_id is not None else None,
+        prices=extra_value(extra, "prices"),
     )

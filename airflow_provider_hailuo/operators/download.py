@@ -114,7 +114,8 @@ class HailuoDownloadVideoOperator(BaseOperator):
     same map index), else only from the size the service reported.
 
     Returns ``{"uri", "bytes", "sha256", "content_type", "task_id", "duration_s", "width",
-    "height", "codec", "checks", "poster_uri", "manifest_uri"}``; Asset outlet events carry the same.
+    "height", "codec", "checks", "poster_uri", "manifest_uri", "estimated_cost"}``; Asset outlet
+    events carry the same.
 
     :param hailuo_task_id: the service's task id (templated).
     :param destination: the video's own path when it ends in ``.mp4``; anything else is a folder,
@@ -366,6 +367,8 @@ class HailuoDownloadVideoOperator(BaseOperator):
             "checks": report.as_dict() if report else None,
             "poster_uri": self._land_sidecar(target, ".jpg", verified.poster),
             "manifest_uri": None,
+            # What the submit estimated this video cost ({"amount", "currency"}); None: unknown.
+            "estimated_cost": (request or {}).get("estimated_cost"),
         }
         if self.manifest:
             record = manifest.build_manifest(
@@ -414,4 +417,9 @@ class HailuoDownloadVideoOperator(BaseOperator):
         if self._landed_uri is None:
             return None
         frame = manifest.frame_uri(self._known)
-        return lineage.openlineage_facets(outputs=[self._landed_uri], inputs=[frame] if frame else [])
+        return lineage.openlineage_facets(
+            outputs=[self._landed_uri],
+            inputs=[frame] if frame else [],
+            estimated_cost=(self._known or {}).get("estimated_cost"),
+            request_known=self._known is not None,
+        )

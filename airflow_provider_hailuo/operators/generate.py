@@ -21,7 +21,7 @@ from airflow_provider_hailuo.api import HailuoDownloadError, HailuoError
 from airflow_provider_hailuo.hooks.retry import is_retryable_read
 from airflow_provider_hailuo.manifest import REQUEST_XCOM_KEY
 from airflow_provider_hailuo.operators.download import HailuoDownloadVideoOperator
-from airflow_provider_hailuo.operators.submit import REQUEST_FIELDS, HailuoSubmitVideoOperator
+from airflow_provider_hailuo.operators.submit import HailuoSubmitVideoOperator
 from airflow_provider_hailuo.triggers.hailuo import HailuoTaskTrigger, next_poll_delay
 from airflow_provider_hailuo.wait import WaitOutcome, generation_failed, judge_read, result_of_event
 
@@ -41,7 +41,7 @@ class HailuoGenerateVideoOperator(HailuoSubmitVideoOperator, HailuoDownloadVideo
 
     Takes the submit's request arguments (``prompt``, ``image_url``, ``end_image_url``,
     ``duration``, ``resolution``, ``enable_prompt_expansion``, ``fast_pretreatment``, ``model``,
-    ``extra_body``, ``image_conn_id``), the download's (``destination``, ``storage_conn_id``,
+    ``extra_body``, ``image_conn_id``, ``max_cost``), the download's (``destination``, ``storage_conn_id``,
     ``video_checks``, ``poster``, ``manifest``, ``overwrite``) and the wait's. Returns the
     download's XCom with the service's ``task_id`` and the validated ``request``.
 
@@ -59,7 +59,11 @@ class HailuoGenerateVideoOperator(HailuoSubmitVideoOperator, HailuoDownloadVideo
     :param deferrable: wait in the triggerer (default True); False waits on the worker.
     """
 
-    template_fields: Sequence[str] = (*REQUEST_FIELDS, "destination", "storage_conn_id")
+    template_fields: Sequence[str] = (
+        *HailuoSubmitVideoOperator.template_fields,
+        "destination",
+        "storage_conn_id",
+    )
     template_fields_renderers = {"prompt": "md", "extra_body": "json"}
     ui_color = "#e0dcff"
 

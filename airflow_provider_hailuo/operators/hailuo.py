@@ -8,11 +8,13 @@ from airflow_provider_hailuo.operators.download import (
     safe_object_name,
 )
 from airflow_provider_hailuo.operators.generate import HailuoGenerateVideoOperator
+from airflow_provider_hailuo.operators.plan import HailuoPlanVideosOperator
 from airflow_provider_hailuo.operators.submit import HailuoSubmitVideoOperator
 
 __all__ = [
     "HailuoDownloadVideoOperator",
     "HailuoGenerateVideoOperator",
+    "HailuoPlanVideosOperator",
     "HailuoSubmitVideoOperator",
     "expected_length",
     "safe_object_name",

@@ -9,7 +9,6 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, ResumableJobMixin
 
 from airflow_provider_hailuo.api import (
-    CORE_FIELDS,
     DEFAULT_MODEL,
     HailuoError,
     HailuoSubmitUncertainError,
@@ -18,25 +17,25 @@ from airflow_provider_hailuo.api import (
     VideoRequest,
 )
 from airflow_provider_hailuo.dialects import refuse_what_no_vendor_takes
-from airflow_provider_hailuo.frames import ResolvedFrame, resolve_frame
+from airflow_provider_hailuo.frames import ResolvedFrame
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.hooks.submit_rule import SubmitVerdict, submit_verdict
-from airflow_provider_hailuo.rendered import coerce_rendered, rendered_mapping
+from airflow_provider_hailuo.operators.request import (
+    FRAME_FIELDS,
+    REQUEST_FIELDS,
+    REQUEST_KEYS,
+    RequestFields,
+    check_max_cost,
+    check_request,
+    connection_prices,
+    is_object_frame,
+)
+from airflow_provider_hailuo.prices import HailuoPriceError, parse_budget
 
-#: Fields a DAG author may set through a template; checked again after rendering.
-REQUEST_FIELDS = (*CORE_FIELDS, "model", "extra_body")
-FRAME_FIELDS = ("image_url", "end_image_url")
 #: Stands in for a frame in object storage while a DAG is parsed: the rules then see "a first frame
 #: is given" without reading the object (that happens before the submit, with the connection).
 _FRAME_PLACEHOLDER = "https://object-storage.invalid/frame"
 NOTHING_CREATED = SubmitVerdict.NOTHING_CREATED
-
-
-def is_object_frame(value: Any) -> bool:
-    """A frame that must be resolved to a URL first: ``s3://``, ``gs://``, ``file://``... or a path."""
-    if value is None or (isinstance(value, str) and value.startswith(("http://", "https://", "data:"))):
-        return False
-    return (isinstance(value, str) and "://" in value) or type(value).__name__ == "ObjectStoragePath"
 
 
 def _is_template(value: Any) -> bool:
@@ -67,10 +66,13 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
     :param extra_body: extra JSON fields for the body, for fields newer than this provider (templated).
     :param image_conn_id: Airflow connection of the store the frames are in (e.g. ``aws_default``).
     :param hailuo_conn_id: the ``hailuo`` connection; it names the vendor.
+    :param max_cost: the most this one video may cost (templated): a number in the currency of the
+        connection's prices, ``"0.50 USD"`` or ``{"amount": 0.5, "currency": "USD"}``. A request
+        estimated above it, or with no known price, fails before anything is sent.
     :param durable: reuse the task id a failed earlier try bought (Airflow 3.3+; default True).
     """
 
-    template_fields: Sequence[str] = REQUEST_FIELDS
+    template_fields: Sequence[str] = (*REQUEST_FIELDS, "image_conn_id", "max_cost")
     template_fields_renderers = {"prompt": "md", "extra_body": "json"}
     ui_color = "#e4d8ff"
     external_id_key = "hailuo_task_id"
@@ -89,6 +91,7 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
         extra_body: Mapping[str, Any] | str | None = None,
         image_conn_id: str | None = None,
         hailuo_conn_id: str = HailuoHook.default_conn_name,
+        max_cost: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -104,6 +107,9 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
         # Kept as given: a template or an XComArg is resolved only at run time (build_request).
         self.extra_body = extra_body
         self.hailuo_conn_id = hailuo_conn_id
+        self.max_cost = max_cost
+        if not _is_template(max_cost) and not type(max_cost).__module__.startswith("airflow"):
+            parse_budget("max_cost", max_cost)  # a literal limit that cannot be read fails at parse time
         self._check_literal_values()
 
     def _check_literal_values(self) -> None:
@@ -124,36 +130,7 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
         ``frames`` replaces object-storage frames by the URLs they resolved to.
         Raises ``HailuoValidationError``.
         """
-        frames = frames or {}
-        return VideoRequest(
-            prompt=self.prompt,
-            image_url=frames.get("image_url") or coerce_rendered("image_url", self.image_url),
-            end_image_url=frames.get("end_image_url") or coerce_rendered("end_image_url", self.end_image_url),
-            duration=coerce_rendered("duration", self.duration),
-            resolution=self.resolution,
-            enable_prompt_expansion=coerce_rendered("enable_prompt_expansion", self.enable_prompt_expansion),
-            fast_pretreatment=coerce_rendered("fast_pretreatment", self.fast_pretreatment),
-            model=self.model,
-            extra_body=rendered_mapping("extra_body", self.extra_body) or {},
-        )
-
-    def _resolve_frames(self) -> dict[str, ResolvedFrame]:
-        """Frames in object storage, checked (exists, image type, size, vendor rules) and made URLs."""
-        dialect = self.hook.dialect
-        resolved = {}
-        for name in FRAME_FIELDS:
-            value = coerce_rendered(name, getattr(self, name))
-            if is_object_frame(value):
-                resolved[name] = resolve_frame(
-                    name,
-                    value,
-                    conn_id=self.image_conn_id or None,
-                    accepts_data_url=dialect.accepts_data_url,
-                    vendor=dialect.name,
-                    min_short_side=dialect.frame_min_short_side,
-                    aspect_range=dialect.frame_aspect_range,
-                )
-        return resolved
+        return RequestFields(**{name: getattr(self, name) for name in REQUEST_KEYS}).build(frames)
 
     @cached_property
     def hook(self) -> HailuoHook:
@@ -161,16 +138,24 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
 
     def execute(self, context: Any) -> str:
         try:
-            frames = self._resolve_frames()
-            self._request = self.build_request({name: frame.url for name, frame in frames.items()})
-            self.hook.validate(self._request)  # the connection's vendor and model rules
-        except HailuoValidationError as err:
+            # The plan step makes the same checks (operators/request.py) for a whole batch.
+            prices = connection_prices(self.hook)
+            fields = RequestFields(**{name: getattr(self, name) for name in REQUEST_KEYS})
+            checked = check_request(fields, self.hook, prices)
+            check_max_cost(checked, parse_budget("max_cost", self.max_cost), prices)
+        except (HailuoValidationError, HailuoPriceError) as err:
             raise AirflowFailException(str(err)) from err
-        self._publish_request(context, self._request, frames)
+        self.log.info("buying %s", checked.estimate())
+        self._request = checked.request
+        self._publish_request(context, self._request, checked.frames, checked.cost)
         return self.execute_resumable(context)
 
     def _publish_request(
-        self, context: Any, request: VideoRequest, frames: Mapping[str, ResolvedFrame]
+        self,
+        context: Any,
+        request: VideoRequest,
+        frames: Mapping[str, ResolvedFrame],
+        cost: Any = None,
     ) -> None:
         """
         Push the validated request (no secret) for the download's checks and manifest. Frames from
@@ -182,6 +167,7 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
         if ti is not None:
             record = request_record(request, vendor=vendor_of(self.hook))
             record.update({name: frame.source for name, frame in frames.items()})
+            record["estimated_cost"] = cost.as_dict() if cost is not None else None
             ti.xcom_push(key=REQUEST_XCOM_KEY, value=record)
 
     # ResumableJobMixin: the "job" is the paid generation; waiting for it is the sensor's job.

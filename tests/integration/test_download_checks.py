@@ -252,6 +252,25 @@ def test_openlineage_names_a_local_file(finished_task, tmp_path):
     assert facets.inputs == []  # an http frame is not a dataset
 
 
+def test_openlineage_carries_the_estimated_cost_of_the_video(finished_task, tmp_path):
+    pytest.importorskip("airflow.providers.openlineage")
+    from openlineage.client.serde import Serde
+
+    cost = {"amount": 1.8, "currency": "CNY"}
+    priced, landed = download(
+        finished_task, tmp_path.as_uri() + "/", request={"prompt": "p", "estimated_cost": cost}
+    )
+    assert landed["estimated_cost"] == cost
+    facet = priced.get_openlineage_facets_on_complete(None).run_facets["hailuoEstimatedCost"]
+    assert {k: v for k, v in Serde.to_dict(facet).items() if not k.startswith("_")} == cost
+    unknown, _ = download(finished_task, tmp_path.as_uri() + "/", request={"prompt": "p"}, overwrite=True)
+    facet = unknown.get_openlineage_facets_on_complete(None).run_facets["hailuoEstimatedCost"]
+    assert (facet.amount, facet.currency) == (None, None)  # the request is known, its price is not
+    unasked, landed = download(finished_task, tmp_path.as_uri() + "/", overwrite=True)
+    assert landed["estimated_cost"] is None
+    assert unasked.get_openlineage_facets_on_complete(None).run_facets == {}  # nothing known to report
+
+
 def test_clean_url_drops_credentials():
     assert clean_url("https://user:pw@h/x.png?sig=1#f") == "https://h/x.png"
     assert clean_url("data:image/png;base64,AAAA") == "data:image/png;base64,…"

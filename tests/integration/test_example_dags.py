@@ -121,11 +121,13 @@ def test_cut_download_then_retry_lands_a_whole_file(airflow_db, hailuo_conn, des
 def test_bad_parameters_fail_before_any_submit(airflow_db, hailuo_conn, destination, capfd):
     outcome = daily(destination, prompts=["p"], duration=10, resolution="1080P")
     assert outcome.state == "failed"
-    assert outcome.states("generate.submit") == ["failed"]
-    assert outcome.tries("generate.submit") == [1]  # a rule break is not retried
-    assert "`resolution` 1080P is not available for 10 s videos" in capfd.readouterr().out
+    assert outcome.states("plan") == ["failed"]  # the plan refuses it: no submit runs
+    assert outcome.tries("plan") == [1]  # a rule break is not retried
+    assert "success" not in outcome.states("generate.submit")
+    assert "request 0: `resolution` 1080P is not available for 10 s videos" in capfd.readouterr().out
     counters = hailuo_conn.counters()
     assert counters["submit_requests"] == 0
+    assert counters["requests"] == 0
 
 
 def test_image_to_video_dag(airflow_db, hailuo_conn, destination):

@@ -103,3 +103,4 @@ def test_download_emits_an_asset_event_with_the_landed_file(airflow_db, hailuo_c
         events = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == outcome.run_id)).all()
         extras = [event.extra for event in events]
     assert extras == [landed]
+    assert landed["estimated_cost"] == {"amount": 1.8, "currency": "CNY"}  # the event says what it cost

@@ -75,6 +75,8 @@ class RunOutcome:
     tis: dict[tuple[str, int], Any] = field(default_factory=dict)
     xcoms: dict[tuple[str, int], Any] = field(default_factory=dict)
     deferred: dict[tuple[str, int], list[Deferral]] = field(default_factory=dict)
+    #: XComs pushed under other keys than ``return_value``: (task id, map index, key) -> value.
+    keyed: dict[tuple[str, int, str], Any] = field(default_factory=dict)
 
     def states(self, task_id: str) -> list[str]:
         return [str(ti.state) for (tid, _), ti in sorted(self.tis.items()) if tid == task_id]
@@ -84,6 +86,10 @@ class RunOutcome:
 
     def values(self, task_id: str) -> list[Any]:
         return [v for (tid, _), v in sorted(self.xcoms.items()) if tid == task_id]
+
+    def pushed(self, task_id: str, key: str) -> list[Any]:
+        """What each task instance of ``task_id`` pushed under ``key`` (map index order)."""
+        return [v for (tid, _, k), v in sorted(self.keyed.items()) if tid == task_id and k == key]
 
     def deferrals(self, task_id: str) -> list[list[Deferral]]:
         """Per task instance of ``task_id`` (map index order): the triggers it deferred to."""
@@ -208,10 +214,9 @@ def run_dag(dag, run_conf: dict[str, Any] | None = None) -> RunOutcome:
             outcome.tis[(ti.task_id, ti.map_index)] = ti
         # Columns, not ORM objects: Airflow 2 deserializes an XCom object's value when it loads it.
         rows = session.execute(
-            select(xcom.task_id, xcom.map_index, xcom.value).where(
+            select(xcom.task_id, xcom.map_index, xcom.key, xcom.value).where(
                 xcom.dag_id == dag.dag_id,
                 xcom.run_id == dagrun.run_id,
-                xcom.key == "return_value",
             )
         ).all()
         from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
@@ -220,5 +225,8 @@ def run_dag(dag, run_conf: dict[str, Any] | None = None) -> RunOutcome:
             # Airflow 3's column is JSON, already decoded: decoding it again would turn a numeric
             # task id string ("3615...") into an int.
             value = row.value if AIRFLOW_V_3_0_PLUS else xcom.deserialize_value(row)
-            outcome.xcoms[(row.task_id, row.map_index)] = value
+            if row.key == "return_value":
+                outcome.xcoms[(row.task_id, row.map_index)] = value
+            else:
+                outcome.keyed[(row.task_id, row.map_index, row.key)] = value
     return outcome

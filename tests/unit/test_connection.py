@@ -103,9 +103,24 @@ def test_downloads_keep_the_system_trust_store_unless_checks_are_off(extra, down
 
 
 def test_every_extra_is_read_from_the_form_as_stored():
-    extra = {"api": "minimax", "group_id": "g-1", "timeout": 12, "verify": True}
+    extra = {
+        "api": "minimax",
+        "group_id": "g-1",
+        "timeout": 12,
+        "verify": True,
+        "prices": '{"currency": "USD"}',
+    }
     settings = connection_settings(conn(), extra)
     assert (settings.api, settings.group_id, settings.timeout) == ("minimax", "g-1", 12.0)
+    assert settings.prices == '{"currency": "USD"}'
+    assert connection_settings(conn(), {"extra__hailuo__prices": {"currency": "USD"}}).prices == {
+        "currency": "USD"
+    }
+
+
+def test_a_malformed_prices_extra_does_not_stop_reading_the_connection():
+    """Only what spends reads the prices: a typo must not fail the wait for a paid video."""
+    assert connection_settings(conn(), {"prices": "{not json"}).prices == "{not json"
 
 
 @pytest.mark.parametrize("bad", ["abc", -1, 0, "nan", "inf", "1e999"])
@@ -116,8 +131,10 @@ def test_a_bad_timeout_names_the_extra(bad):
 
 def test_the_form_declares_every_documented_extra_with_a_label():
     fields = conn_fields()
-    assert set(fields) == {"api", "group_id", "verify", "ca_bundle", "timeout"}
+    assert set(fields) == {"api", "group_id", "verify", "ca_bundle", "timeout", "prices"}
     assert fields["verify"]["schema"]["type"][0] == "boolean"  # a toggle, not a text box
+    assert fields["prices"]["schema"]["type"][0] == "object"  # a JSON field
+    assert '"currency": "USD"' in fields["prices"]["description"]  # with an example
     assert all(f["label"] and f["description"] for f in fields.values())
     info = get_provider_info()["connection-types"][0]
     assert info["conn-fields"] == fields
@@ -127,8 +144,13 @@ def test_the_form_declares_every_documented_extra_with_a_label():
 def test_older_airflow_forms_get_the_same_fields_from_the_hook():
     pytest.importorskip("wtforms")
     pytest.importorskip("flask_appbuilder")
+    from wtforms import StringField
+
     widgets = HailuoHook.get_connection_form_widgets()
     assert set(widgets) == {f.name for f in FORM_FIELDS}
+    # Airflow < 3.2 drops a hook's whole form for any field class but its four plain ones.
+    assert widgets["prices"].field_class is StringField
+    assert type(widgets["prices"].kwargs["widget"]).__name__ == "BS3TextAreaFieldWidget"
     behaviour = HailuoHook.get_ui_field_behaviour()
     assert behaviour["relabeling"]["password"] == "API key"
 
