@@ -135,3 +135,19 @@ def test_the_knob_is_a_boolean_and_needs_pyav(monkeypatch):
     with pytest.raises(ValueError, match=r"needs PyAV.*\[media\]"):
         EmulatorConfig(realistic_videos=True)
     assert EmulatorConfig().realistic_videos is False  # the samples need no PyAV
+
+
+def test_the_landing_check_passes_on_a_realistic_clip_and_posts_the_right_frame(realistic_videos: Path):
+    """The download's one pass on a service-shaped file: verdict ok, poster = a full decode's frame."""
+    from airflow_provider_hailuo import media
+
+    path = realistic.realistic_path("512P", 6)
+    found = media.inspect(path, "strict", media.Expected(duration_s=6, resolution="512P"), poster=True)
+    assert found.report is not None and found.report.verdict == "ok"
+    assert found.report.facts.frames_decoded < 49  # not the whole last GOP: unreferenced frames skipped
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        shown = next(f for f in container.decode(stream) if float(f.pts * stream.time_base) >= 0.5)
+        out = io.BytesIO()
+        shown.to_image().convert("RGB").save(out, format="JPEG", quality=85)
+    assert found.poster == out.getvalue()
