@@ -17,11 +17,16 @@ Two implementations side by side in one process, runs alternating, after one unt
 CPU = ``time.process_time()`` (user + system of every thread of the process) around each call;
 wall time beside it. Each run's verdict, facts and poster bytes are compared between the two; a
 difference fails the benchmark. Medians of ``--repeat`` runs.
+
+``--breakdown`` adds two partial ``after`` variants to the same alternation, to tell the three
+changes apart: ``one pass`` (every frame decoded on the way, FFmpeg's stream probing left as it
+was), and ``+ no decode at open`` (probing skips decoding; every frame still decoded).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -29,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -80,10 +86,31 @@ def run_before(old: ModuleType, path: Path, expected: Any) -> dict[str, Any]:
     }
 
 
-def run_after(path: Path, expected: Any) -> dict[str, Any]:
-    found, cpu, wall = timed(
-        lambda: media.inspect(str(path), "warn", media.Expected(**expected), poster=True)
-    )
+#: The variants of ``--breakdown``: (no decode at open, unreferenced frames skipped).
+PARTIAL = {"one pass": (False, False), "+ no decode at open": (True, False), "after": (True, True)}
+
+
+@contextlib.contextmanager
+def partial(variant: str) -> Iterator[None]:
+    """``media`` with some of its savings turned off, for ``--breakdown``."""
+    quiet_open, skip = PARTIAL[variant]
+    saved = (media._OPEN_OPTIONS, media._decode)
+    decode = media._decode
+    if not quiet_open:
+        media._OPEN_OPTIONS = {}
+    if not skip:
+        media._decode = lambda container, stream, wanted: decode(container, stream, lambda pts: True)
+    try:
+        yield
+    finally:
+        media._OPEN_OPTIONS, media._decode = saved
+
+
+def run_after(path: Path, expected: Any, variant: str = "after") -> dict[str, Any]:
+    with partial(variant):
+        found, cpu, wall = timed(
+            lambda: media.inspect(str(path), "warn", media.Expected(**expected), poster=True)
+        )
     return {
         "cpu": cpu,
         "wall": wall,
@@ -93,28 +120,29 @@ def run_after(path: Path, expected: Any) -> dict[str, Any]:
     }
 
 
-def measure(video: str, repeat: int, old: ModuleType) -> dict[str, Any]:
+def measure(video: str, repeat: int, old: ModuleType, breakdown: bool = False) -> dict[str, Any]:
     resolution, seconds = video.split(":")
     path = realistic.realistic_path(resolution, int(seconds))
     described = realistic.describe(path)
     expected = {"duration_s": float(seconds), "resolution": resolution}
+    variants = ["before", *(PARTIAL if breakdown else ["after"])]
+    runs: dict[str, list[dict[str, Any]]] = {variant: [] for variant in variants}
     run_before(old, path, expected)  # warm-up: imports, first-call costs
     run_after(path, expected)
-    before: list[dict[str, Any]] = []
-    after: list[dict[str, Any]] = []
     for i in range(repeat):
-        order = ("before", "after") if i % 2 == 0 else ("after", "before")
-        for which in order:
-            if which == "before":
-                before.append(run_before(old, path, expected))
+        for variant in variants if i % 2 == 0 else variants[::-1]:
+            if variant == "before":
+                runs[variant].append(run_before(old, path, expected))
             else:
-                after.append(run_after(path, expected))
-    for b, a in zip(before, after, strict=True):
-        if b["facts"] != a["facts"] or b["poster"] != a["poster"]:
-            raise RuntimeError(
-                f"before and after disagree on {path.name}: facts {b['facts']} vs {a['facts']}, "
-                f"posters equal: {b['poster'] == a['poster']}"
-            )
+                runs[variant].append(run_after(path, expected, variant))
+    before, after = runs["before"], runs["after"]
+    for variant in variants[1:]:
+        for b, a in zip(before, runs[variant], strict=True):
+            if b["facts"] != a["facts"] or b["poster"] != a["poster"]:
+                raise RuntimeError(
+                    f"before and {variant} disagree on {path.name}: facts {b['facts']} vs {a['facts']}, "
+                    f"posters equal: {b['poster'] == a['poster']}"
+                )
     row = {
         "video": f"{resolution} {seconds} s",
         "bytes": described["bytes"],
@@ -125,7 +153,8 @@ def measure(video: str, repeat: int, old: ModuleType) -> dict[str, Any]:
         "before_poster_cpu": median([r["poster_cpu"] for r in before]),
         "before_cpu": median([r["cpu"] for r in before]),
         "before_wall": median([r["wall"] for r in before]),
-        "before_frames": before[0]["frames"],
+        # The check's count, plus the poster's own pass: frame 0 up to the first at 0.5 s.
+        "before_frames": before[0]["frames"] + int(media.POSTER_AT_S * described["fps"]) + 1,
         "after_cpu": median([r["cpu"] for r in after]),
         "after_wall": median([r["wall"] for r in after]),
         "after_frames": after[0]["frames"],
@@ -133,6 +162,9 @@ def measure(video: str, repeat: int, old: ModuleType) -> dict[str, Any]:
         "poster_bytes": len(after[0]["poster"] or b""),
     }
     row["ratio_cpu"] = row["after_cpu"] / row["before_cpu"]
+    if breakdown:
+        row["partial_cpu"] = {v: median([r["cpu"] for r in runs[v]]) for v in PARTIAL}
+        row["partial_frames"] = {v: runs[v][0]["frames"] for v in PARTIAL}
     print(f"  landing {json.dumps(row)}", file=sys.stderr)
     return row
 
@@ -143,10 +175,11 @@ def run(
     out: Path | None = None,
     videos: tuple[str, ...] = VIDEOS,
     before: str = BEFORE_REVISION,
+    breakdown: bool = False,
 ) -> list[dict[str, Any]]:
     repeat = repeat or (5 if quick else 15)
     old = media_at(before)
-    rows = [measure(video, repeat, old) for video in videos]
+    rows = [measure(video, repeat, old, breakdown) for video in videos]
     if out:
         out.write_text(json.dumps(rows, indent=2))
     return rows
@@ -167,6 +200,22 @@ def table(rows: list[dict[str, Any]], before: str = BEFORE_REVISION) -> str:
             f" | **{fmt_num(r['after_cpu'])}** | {fmt_num(r['after_wall'])}"
             f" | **{fmt_num(r['ratio_cpu'])}x** | {r['before_frames']} / {r['after_frames']} |"
         )
+    partial = [r for r in rows if r.get("partial_cpu")]
+    if partial:
+        lines += [
+            "",
+            "Where the saving comes from (same runs; each step adds one change):",
+            "",
+            "| video | step | CPU-s | frames decoded |",
+            "|---|---|---:|---:|",
+        ]
+        for r in partial:
+            lines.append(
+                f"| {r['video']} | before: two passes | {fmt_num(r['before_cpu'])} | {r['before_frames']} |"
+            )
+            for variant, cpu in r["partial_cpu"].items():
+                label = "+ unreferenced frames skipped (= after)" if variant == "after" else variant
+                lines.append(f"| {r['video']} | {label} | {fmt_num(cpu)} | {r['partial_frames'][variant]} |")
     return "\n".join(lines)
 
 
@@ -187,11 +236,13 @@ if __name__ == "__main__":
         "--videos", nargs="+", default=list(VIDEOS), metavar="RES:SECONDS", help="e.g. 1080P:6 768P:10"
     )
     parser.add_argument("--before", default=BEFORE_REVISION, help="git revision of the two-pass media.py")
+    parser.add_argument("--breakdown", action="store_true", help="also time the partial variants")
     args = parser.parse_args()
     print(
         f"product measured: {product()}; before = media.py at {args.before}; "
         f"load average {os.getloadavg()[0]:.2f}",
         file=sys.stderr,
     )
-    print(table(run(args.quick, args.repeat, args.json, tuple(args.videos), args.before), args.before))
+    rows = run(args.quick, args.repeat, args.json, tuple(args.videos), args.before, args.breakdown)
+    print(table(rows, args.before))
     print(f"\n(load average at the end: {os.getloadavg()[0]:.2f})", file=sys.stderr)
