@@ -8,9 +8,10 @@ before the download through ``/proc/self/clear_refs``).
 ``HailuoHook.stream_video`` + ``storage.land_stream``). ``--variant`` picks its settings: ``off`` is
 ``video_checks="off", poster=False, manifest=False`` (the path before video checks existed);
 ``default`` is the operator's defaults (``video_checks="warn"``, poster and manifest on).
-``--phases`` also records RSS and ``VmHWM`` around PyAV's import, the decode check and the poster
-(wrappers around ``media``'s functions; a diagnosis, not for timing). ``--mode boto3``: a reference
-for S3, the link's raw stream handed to boto3's ``upload_fileobj`` (multipart, 8 MiB parts).
+``--phases`` also records RSS and ``VmHWM`` around PyAV's import, the decode pass (check and poster
+frame) and the poster's JPEG (wrappers around ``media``'s functions; a diagnosis, not for timing).
+``--mode boto3``: a reference for S3, the link's raw stream handed to boto3's ``upload_fileobj``
+(multipart, 8 MiB parts).
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def record_phases(phases: list[dict[str, Any]]) -> None:
 
         setattr(media, name, wrapper)
 
-    for name in ("media_available", "verify", "poster_jpeg"):
+    # inspect: the check and the poster frame in one pass; _jpeg: the poster's encoding, inside it.
+    for name in ("media_available", "inspect", "_jpeg"):
         wrap(name)
 
 

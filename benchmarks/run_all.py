@@ -1,9 +1,11 @@
 """
-Run the four benchmarks and print one table (``make bench``). ``--quick``: small N, small files,
-about five minutes; the full run (for RESULTS.md) takes about 20 minutes.
+Run the five benchmarks and print one table (``make bench``). ``--quick``: small N, small files,
+about five minutes; the full run (for RESULTS.md) takes about 20 minutes (plus, the first time, a
+minute to generate the realistic 1080P clip of benchmark 5).
 
 1. waiting at scale (``bench_waiting.py``)   3. streaming download (``bench_download.py``)
 2. poll economy (``bench_polls.py``)         4. import and parse cost (``bench_import.py``)
+5. the landing's own cost: check + poster on a service-like video (``bench_landing.py``)
 
 Each script runs on its own too (``--help``). ``--json DIR`` keeps every raw figure.
 """
@@ -20,11 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_download
 import bench_import
+import bench_landing
 import bench_polls
 import bench_waiting
 from _common import machine_info, snapshot_product
 
-ALL = ("waiting", "polls", "download", "import")
+ALL = ("waiting", "polls", "download", "import", "landing")
 
 
 def main() -> int:
@@ -65,9 +68,12 @@ def main() -> int:
         elif name == "download":
             text = bench_download.table(bench_download.run(args.quick, out=out(name)))
             title = "3. Streaming download"
-        else:
+        elif name == "import":
             text = bench_import.table(bench_import.run(args.quick, out=out(name)))
             title = "4. Import and parse cost"
+        else:
+            text = bench_landing.table(bench_landing.run(args.quick, out=out(name)))
+            title = "5. The landing's own cost (check + poster, realistic 1080P clip)"
         timings[name] = time.monotonic() - started
         sections.append(f"## {title}\n\n{text}\n\n(took {timings[name]:.0f} s)")
         print(sections[-1] + "\n", file=sys.stderr, flush=True)

@@ -103,10 +103,36 @@ def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
     """The session's emulator, with counters, faults and tasks cleared for this test."""
     emulator_server.reset()
     emulator_server.configure(
-        queue_seconds=0.2, generation_seconds=0.6, link_ttl_seconds=3600, time_scale=1.0
+        queue_seconds=0.2,
+        generation_seconds=0.6,
+        link_ttl_seconds=3600,
+        time_scale=1.0,
+        realistic_videos=False,
     )
     yield emulator_server
     emulator_server.reset()
+
+
+@pytest.fixture(scope="session")
+def realistic_videos(tmp_path_factory) -> Iterator[Path]:
+    """
+    A private cache of service-like clips for this session, holding the one tests use (512P, 6 s:
+    the smallest class at a duration the service sells), encoded once: a few seconds of CPU.
+    """
+    pytest.importorskip("av")
+    from airflow_provider_hailuo.emulator import realistic
+
+    folder = tmp_path_factory.mktemp("realistic-videos")
+    before = os.environ.get(realistic.CACHE_ENV)
+    os.environ[realistic.CACHE_ENV] = str(folder)
+    try:
+        realistic.realistic_path("512P", 6)
+        yield folder
+    finally:
+        if before is None:
+            os.environ.pop(realistic.CACHE_ENV, None)
+        else:
+            os.environ[realistic.CACHE_ENV] = before
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -3,7 +3,8 @@
 
 Prints exactly one line on stdout, ``Hailuo emulator listening on http://HOST:PORT`` with the real
 port (``--port 0`` picks a free one; ``https://`` with ``--tls``), which scripts parse to find it;
-logs go to stderr. ``--api`` picks the dialect (ppinfra, novita, minimax).
+logs go to stderr. ``--api`` picks the dialect (ppinfra, novita, minimax); ``--realistic-videos``
+serves service-sized clips instead of the tiny samples.
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--link-ttl", type=float, default=3600.0, help="download link TTL, service seconds")
     parser.add_argument("--time-scale", type=float, default=1.0, help="divides every duration (default 1)")
     parser.add_argument("--video-bytes", type=_size, default=None, help="pad videos to this size (e.g. 100M)")
+    parser.add_argument(
+        "--realistic-videos",
+        action="store_true",
+        help="serve service-like clips (24 fps, ~1 MB/s at 1080P; made with PyAV on first use and "
+        "cached) instead of the tiny samples",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-task random draws (default 0)")
     parser.add_argument(
         "--fault", action="append", default=[], metavar="JSON", help="a fault rule (or list); repeatable"
@@ -103,6 +110,7 @@ def _state_from_args(args: argparse.Namespace) -> EmulatorState:
         "link_ttl_seconds": args.link_ttl,
         "time_scale": args.time_scale,
         "video_bytes": args.video_bytes,
+        "realistic_videos": args.realistic_videos,
         "seed": args.seed,
         "api": args.api,
     }

@@ -4,7 +4,9 @@ How the emulated service behaves: which dialect it speaks, its timings, link lif
 Durations are "service seconds"; ``time_scale`` divides them into real seconds (``time_scale=10``
 makes a 4 s generation take 0.4 s), so the same scenario runs fast in tests and realistically in a
 demo. ``generation_seconds`` may be a ``(min, max)`` range, drawn per task from
-``random.Random(seed)`` so runs are reproducible.
+``random.Random(seed)`` so runs are reproducible. ``realistic_videos`` serves clips shaped like the
+service's (megabytes at 24 fps) instead of the tiny samples, so that what a client spends checking
+a video can be measured.
 """
 
 from __future__ import annotations
@@ -15,11 +17,19 @@ from typing import Any
 
 from airflow_provider_hailuo.emulator.dialects import DEFAULT_API, DIALECT_NAMES
 from airflow_provider_hailuo.emulator.mp4 import DEFAULT_CHUNK_SIZE, check_padding
+from airflow_provider_hailuo.emulator.realistic import realistic_available
 
 DEFAULT_API_KEY = "emulator-key"
 #: Settings ``configure()`` / ``POST /_emulator/config`` may change while the server runs (the
 #: dialect is not one of them: routes are laid out when the app is built).
-RUNTIME_SETTINGS = ("queue_seconds", "generation_seconds", "link_ttl_seconds", "time_scale", "video_bytes")
+RUNTIME_SETTINGS = (
+    "queue_seconds",
+    "generation_seconds",
+    "link_ttl_seconds",
+    "time_scale",
+    "video_bytes",
+    "realistic_videos",
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,7 @@ class EmulatorConfig:
     seed: int | None = 0
     chunk_size: int = DEFAULT_CHUNK_SIZE
     api: str = DEFAULT_API
+    realistic_videos: bool = False
 
     def __post_init__(self) -> None:
         if self.api not in DIALECT_NAMES:
@@ -61,6 +72,12 @@ class EmulatorConfig:
             if isinstance(self.video_bytes, bool) or not isinstance(self.video_bytes, int):
                 raise ValueError(f"video_bytes must be an integer, got {self.video_bytes!r}")
             check_padding(self.video_bytes)  # refuses sizes a free box cannot pad to
+        if not isinstance(self.realistic_videos, bool):
+            raise ValueError(f"realistic_videos must be true or false, got {self.realistic_videos!r}")
+        if self.realistic_videos and not realistic_available():
+            raise ValueError(
+                "realistic_videos needs PyAV to make them: pip install 'airflow-provider-hailuo[media]'"
+            )
         if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size <= 0:
             raise ValueError("chunk_size must be a positive integer")
 

@@ -11,6 +11,10 @@ Frame sizes (one mapping, used by the script and by MiniMax's ``video_width``/``
 16:9 whatever the mode, because the emulator never fetches a first frame to learn its aspect ratio.
 768P is 1366x768, the size MiniMax reports for 768P text-to-video (docs/vendors.md §5).
 
+With ``realistic_videos`` the emulator serves clips shaped like the service's own instead (24 fps,
+a keyframe every 2 s, about the service's bitrate; ``realistic.py``): generated with PyAV on first
+use and cached, because they are megabytes each.
+
 To exercise large downloads (100 MiB, 1 GiB, more) without storing them, a sample can be followed by
 an ISO-BMFF ``free`` box of zeros: players skip ``free`` boxes, so the padded file is still a valid
 MP4, and the padding is generated on the fly in fixed-size chunks so memory stays flat.
@@ -21,7 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 
@@ -99,22 +103,28 @@ def load_sample(resolution: str, duration: int) -> Sample:
     return Sample(resolution, duration, width, height, path.read_bytes())
 
 
-def sample_for(resolution: str | None, duration: int | None) -> Sample:
+#: How a ``(resolution, duration)`` becomes a video: the packaged samples, or realistic clips.
+Loader = Callable[[str, int], Sample]
+
+
+def sample_for(resolution: str | None, duration: int | None, load: Loader = load_sample) -> Sample:
     """The sample for a request; values the emulator has no sample for fall back to 768P / 6 s."""
     res = resolution if resolution in FRAME_SIZES else DEFAULT_RESOLUTION
     dur = duration if duration in DURATIONS else DEFAULT_DURATION
-    return load_sample(res, dur)
+    return load(res, dur)
 
 
-def wrong_duration_sample(resolution: str | None) -> Sample:
+def wrong_duration_sample(resolution: str | None, load: Loader = load_sample) -> Sample:
     """A sample of the requested class that lasts :data:`WRONG_DURATION` seconds."""
-    return load_sample(resolution if resolution in FRAME_SIZES else DEFAULT_RESOLUTION, WRONG_DURATION)
+    return load(resolution if resolution in FRAME_SIZES else DEFAULT_RESOLUTION, WRONG_DURATION)
 
 
-def wrong_resolution_sample(resolution: str | None, duration: int | None) -> Sample:
+def wrong_resolution_sample(
+    resolution: str | None, duration: int | None, load: Loader = load_sample
+) -> Sample:
     """A sample of the requested duration in another resolution class."""
     res = resolution if resolution in FRAME_SIZES else DEFAULT_RESOLUTION
-    return sample_for(WRONG_RESOLUTION[res], duration)
+    return sample_for(WRONG_RESOLUTION[res], duration, load)
 
 
 def sample_bytes(resolution: str = DEFAULT_RESOLUTION, duration: int = DEFAULT_DURATION) -> bytes:

@@ -32,12 +32,15 @@ from airflow_provider_hailuo.emulator.config import RUNTIME_SETTINGS, EmulatorCo
 from airflow_provider_hailuo.emulator.dialects import get_dialect
 from airflow_provider_hailuo.emulator.faults import FaultList, FaultRule
 from airflow_provider_hailuo.emulator.mp4 import (
+    Loader,
     Sample,
+    load_sample,
     sample_for,
     undecodable_bytes,
     wrong_duration_sample,
     wrong_resolution_sample,
 )
+from airflow_provider_hailuo.emulator.realistic import prefetch, realistic_sample
 from airflow_provider_hailuo.emulator.spec import VideoSpec
 
 if TYPE_CHECKING:
@@ -211,7 +214,10 @@ class EmulatorState:
             self._tasks[task.task_id] = task
             self._files[task.file_id] = task.task_id
             self._counters["submits"] += 1
-            return task
+        if cfg.realistic_videos:
+            # Made while the task "generates", as the service does, so its download need not wait.
+            prefetch(spec.resolution, spec.duration)
+        return task
 
     def get_task(self, task_id: str) -> Task | None:
         with self._lock:
@@ -249,14 +255,18 @@ class EmulatorState:
         (``variant``, else the task's own) puts in its place.
         """
         spec, kind = task.spec, variant or task.video_variant
-        if kind == "wrong_duration":
-            return wrong_duration_sample(spec.resolution)
-        if kind == "wrong_resolution":
-            return wrong_resolution_sample(spec.resolution, spec.duration)
-        sample = sample_for(spec.resolution, spec.duration)
         if kind == "undecodable":
-            return dataclasses.replace(sample, data=undecodable_bytes())
-        return sample
+            return dataclasses.replace(sample_for(spec.resolution, spec.duration), data=undecodable_bytes())
+        load = self.video_loader()
+        if kind == "wrong_duration":
+            return wrong_duration_sample(spec.resolution, load)
+        if kind == "wrong_resolution":
+            return wrong_resolution_sample(spec.resolution, spec.duration, load)
+        return sample_for(spec.resolution, spec.duration, load)
+
+    def video_loader(self) -> Loader:
+        """The packaged samples, or (``realistic_videos``) service-like clips made on first use."""
+        return realistic_sample if self.config.realistic_videos else load_sample
 
     # -- signed links --------------------------------------------------------------------------------
     def _signature(self, task_id: str, expires: str) -> str:

@@ -3,9 +3,10 @@ The object storage behind the pre-signed download links, shared by every dialect
 
 ``GET /_downloads/{task_id}.mp4?expires=&sig=`` needs no API key (a client that sends one anyway is
 counted: it leaks its key to a storage host). It answers in storage's XML error shape, serves the
-sample matching the task's request (padded to ``video_bytes`` when set), and plays the download
-faults: expired links, bodies cut short or mis-announced, HTML instead of video, CDN redirects,
-gzip or chunked framing, and videos of the wrong duration or resolution or that do not decode.
+sample matching the task's request (a service-like clip with ``realistic_videos``; padded to
+``video_bytes`` when set), and plays the download faults: expired links, bodies cut short or
+mis-announced, HTML instead of video, CDN redirects, gzip or chunked framing, and videos of the
+wrong duration or resolution or that do not decode.
 """
 
 from __future__ import annotations
@@ -77,9 +78,12 @@ async def download(request: web.Request) -> web.StreamResponse:
     if hop is not None and hop[0] > 0:
         return _redirect(request, hop[1], hop[0] - 1)
     fault = state.take_fault("download") if hop is None else None  # the end of a redirect is served
-    video = state.video_of(
-        task, fault.action if fault is not None and fault.action in MEDIA_ACTIONS else None
-    )
+    variant = fault.action if fault is not None and fault.action in MEDIA_ACTIONS else None
+    if state.config.realistic_videos:
+        # Reading (or, the first time, encoding) a clip of megabytes must not stall the event loop.
+        video = await asyncio.to_thread(state.video_of, task, variant)
+    else:
+        video = state.video_of(task, variant)
     cfg = state.config
     size = video_size(cfg.video_bytes, len(video.data))
 

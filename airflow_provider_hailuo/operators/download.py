@@ -268,19 +268,15 @@ class HailuoDownloadVideoOperator(BaseOperator):
         return bool(self.poster)
 
     def _before_commit(self, verified: _Verified, expected: media.Expected, target: Any) -> Any:
-        """The check run on the local copy before the video is visible; also makes the poster."""
+        """The check run on the local copy before the video is visible; the same pass makes the poster."""
 
         logger = cast(Any, self.log)  # Airflow 3's task logger is not a logging.Logger, but logs alike
 
         def check(local_path: str) -> None:
-            verified.report = media.verify(local_path, self.video_checks, expected, logger=logger)
-            if self._wants_poster():
-                try:
-                    verified.poster = media.poster_jpeg(local_path)
-                except media.HailuoVideoCheckError:
-                    if self.video_checks != "off":
-                        raise
-                    self.log.warning("No poster frame decodes (video_checks='off'); no poster is made")
+            inspection = media.inspect(
+                local_path, self.video_checks, expected, poster=self._wants_poster(), logger=logger
+            )
+            verified.report, verified.poster = inspection.report, inspection.poster
             # An older manifest must not vouch for the video about to replace it; one beside a
             # video that overwrite=False keeps (identical, or refused) still describes that video.
             if self.manifest and (self.overwrite or not target.exists()):

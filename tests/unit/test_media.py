@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 av = pytest.importorskip("av")
-from PIL import Image  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 
 from airflow_provider_hailuo import media  # noqa: E402
 from airflow_provider_hailuo.api import HailuoDownloadError, HailuoValidationError  # noqa: E402
@@ -20,9 +20,11 @@ from airflow_provider_hailuo.media import (  # noqa: E402
     CheckReport,
     Expected,
     HailuoVideoCheckError,
+    Inspection,
     VideoFacts,
     compare,
     evaluate,
+    inspect,
     poster_jpeg,
     probe,
     verify,
@@ -30,16 +32,30 @@ from airflow_provider_hailuo.media import (  # noqa: E402
 
 
 def make_video(
-    path: Path, *, seconds: float, width: int, height: int, fps: int = 24, gop: int = 24, faststart=False
+    path: Path,
+    *,
+    seconds: float,
+    width: int,
+    height: int,
+    fps: int = 24,
+    gop: int = 24,
+    faststart=False,
+    preset: str = "ultrafast",
 ) -> Path:
-    """An H.264 MP4 whose frames change colour, so a decoder has real work to do."""
+    """
+    An H.264 MP4 whose frames change colour, so a decoder has real work to do. ``ultrafast`` makes
+    no B-frames; ``veryfast`` does, as a service's encoder does, and a yellow box moves across.
+    """
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "45", "g": str(gop)}
+        stream.options = {"preset": preset, "crf": "45", "g": str(gop)}
         for i in range(round(seconds * fps)):
             image = Image.new("RGB", (width, height), ((i * 7) % 256, 80, 160))
+            if preset != "ultrafast":
+                left = i * 4 % width
+                ImageDraw.Draw(image).rectangle([left, 20, left + 40, 60], fill=(255, 255, 0))
             for packet in stream.encode(av.VideoFrame.from_image(image)):
                 container.mux(packet)
         for packet in stream.encode():
@@ -56,6 +72,14 @@ def videos(tmp_path_factory) -> dict[str, Path]:
         # moov first and one keyframe only: a cut leaves a header announcing frames that are gone
         "6s_faststart": make_video(
             folder / "6s_faststart.mp4", seconds=6, width=320, height=180, gop=1000, faststart=True
+        ),
+        # B-frames, a keyframe every 48 frames: the shape of the service's files, small
+        "4s_bframes": make_video(
+            folder / "4s_bframes.mp4", seconds=4, width=320, height=180, gop=48, preset="veryfast"
+        ),
+        # B-frames at 2 fps (like the emulator's samples): one frame missed at the end is 0.5 s
+        "6s_2fps_bframes": make_video(
+            folder / "6s_2fps_bframes.mp4", seconds=6, width=320, height=180, fps=2, gop=48, preset="veryfast"
         ),
     }
 
@@ -313,3 +337,162 @@ assert media.verify(io.BytesIO(b"x"), "warn", media.Expected(duration_s=6)) is N
         check=True,
     )
     assert imported.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------------------------------
+# inspect: the check and the poster from one open and one pass
+# --------------------------------------------------------------------------------------------------
+def frame_types(path: Path) -> set[str]:
+    with av.open(str(path)) as container:
+        return {av.video.frame.PictureType(frame.pict_type).name for frame in container.decode(video=0)}
+
+
+def full_decode_poster(path: Path, at_s: float = media.POSTER_AT_S) -> bytes:
+    """The poster as a decode of every frame makes it: the first frame shown at or after ``at_s``."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            if float(frame.pts * stream.time_base) >= at_s:
+                break
+        out = io.BytesIO()
+        frame.to_image().convert("RGB").save(out, format="JPEG", quality=85)
+        return out.getvalue()
+
+
+def count_opens(monkeypatch) -> list[object]:
+    opened: list[object] = []
+    original = media._open
+
+    def counting(source):
+        opened.append(source)
+        return original(source)
+
+    monkeypatch.setattr(media, "_open", counting)
+    return opened
+
+
+def test_the_check_and_the_poster_come_from_one_open(videos, monkeypatch):
+    opened = count_opens(monkeypatch)
+    found = inspect(videos["4s_bframes"], "warn", Expected(duration_s=4), poster=True)
+    assert len(opened) == 1
+    assert found.report is not None and found.report.verdict == "ok"
+    assert found.poster is not None and found.poster[:3] == b"\xff\xd8\xff"
+
+
+def test_the_poster_is_the_frame_a_full_decode_shows(videos):
+    """Frames nothing refers to are skipped on the way; the poster frame and its references are not."""
+    assert "B" in frame_types(videos["4s_bframes"])
+    found = inspect(videos["4s_bframes"], "warn", Expected(), poster=True)
+    assert found.poster == full_decode_poster(videos["4s_bframes"])
+    # Every frame of the first GOP as the poster: I, P, B that others lean on, and B that none do.
+    for index in range(48):
+        at_s = index / 24
+        assert poster_jpeg(videos["4s_bframes"], at_s=at_s) == full_decode_poster(videos["4s_bframes"], at_s)
+
+
+def test_unreferenced_frames_are_not_decoded(videos):
+    """The last GOP is 48 frames: decoding all of it (and the first frame) would be 49."""
+    with av.open(str(videos["4s_bframes"])) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONREF"
+        referenced = sum(1 for frame in container.decode(stream) if frame.pts * stream.time_base >= 2)
+    assert referenced < 48
+    assert probe(videos["4s_bframes"]).frames_decoded <= referenced + 2
+
+
+def test_the_end_s_pass_decodes_every_frame_that_may_be_shown_last():
+    """Decode order I0 P4 B2 B1 B3 P8 B6 B5 B7, then a B9 nothing refers to: B9 is shown last."""
+    wanted = media._may_be_shown_last()
+    decisions = [wanted(pts) for pts in (0, 4, 2, 1, 3, 8, 6, 5, 7, 9, None)]
+    assert decisions == [True, True, False, False, False, True, False, False, False, True, True]
+
+
+def test_skipping_is_decided_per_packet_before_it_is_decoded():
+    class Packet:
+        def __init__(self, pts):
+            self.pts = pts
+
+        def decode(self):
+            return [(self.pts, context.skip_frame)]
+
+    class Container:
+        def demux(self, stream):
+            return [Packet(pts) for pts in (0, 4, 2)]
+
+    class Context:
+        skip_frame = "DEFAULT"
+
+    context = Context()
+    stream = type("Stream", (), {"codec_context": context})()
+    decoded = list(media._decode(Container(), stream, lambda pts: pts != 2))
+    assert decoded == [(0, "DEFAULT"), (4, "DEFAULT"), (2, "NONREF")]
+
+
+def test_the_last_frame_of_a_b_frame_video_is_decoded(videos):
+    """At 2 fps a last frame left undecoded would look like a file cut short by 0.5 s or more."""
+    assert "B" in frame_types(videos["6s_2fps_bframes"])
+    report = verify(videos["6s_2fps_bframes"], "strict", Expected(duration_s=6))
+    assert report is not None and report.verdict == "ok"
+    last_shown = full_decode_poster(videos["6s_2fps_bframes"], at_s=5.5)  # frame 11 of 12
+    assert poster_jpeg(videos["6s_2fps_bframes"], at_s=30) == last_shown
+
+
+def test_the_emulators_samples_pass_their_own_check():
+    from airflow_provider_hailuo.emulator.mp4 import all_sample_keys, sample_bytes
+
+    for resolution, duration in all_sample_keys():
+        found = inspect(
+            io.BytesIO(sample_bytes(resolution, duration)),
+            "strict",
+            Expected(duration_s=duration, resolution=resolution),
+            poster=True,
+        )
+        assert found.report is not None and found.report.verdict == "ok", (resolution, duration)
+        assert found.poster is not None
+
+
+def test_a_strict_mismatch_raises_before_any_jpeg_is_made(videos, monkeypatch):
+    encoded: list[object] = []
+    monkeypatch.setattr(media, "_jpeg", lambda frame, quality: encoded.append(frame) or b"")
+    with pytest.raises(HailuoVideoCheckError, match="not what was requested") as caught:
+        inspect(videos["2s_288"], "strict", Expected(duration_s=6), poster=True)
+    assert caught.value.report is not None
+    assert encoded == []
+
+
+def test_warn_returns_the_report_and_the_poster(videos, caplog):
+    with caplog.at_level(logging.WARNING):
+        found = inspect(videos["2s_288"], "warn", Expected(duration_s=6), poster=True)
+    assert found.report is not None and found.report.verdict == "mismatch"
+    assert "duration 2.00 s, requested 6 s" in caplog.text
+    assert found.poster == full_decode_poster(videos["2s_288"])
+    assert inspect(videos["2s_288"], "warn", Expected(), poster=False).poster is None
+
+
+def test_off_makes_a_poster_without_reading_the_end(videos):
+    """A file cut in half still has its first second: with checks off, its poster is made."""
+    data = videos["6s_faststart"].read_bytes()
+    cut = io.BytesIO(data[: len(data) // 2])
+    found = inspect(cut, "off", Expected(duration_s=6), poster=True)
+    assert found.report is None and found.poster is not None
+    with pytest.raises(HailuoVideoCheckError, match="last frame"):
+        inspect(cut, "warn", Expected(duration_s=6), poster=True)
+
+
+def test_off_leaves_out_a_poster_that_does_not_decode(caplog):
+    garbage = io.BytesIO(b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 500)
+    with caplog.at_level(logging.WARNING):
+        assert inspect(garbage, "off", Expected(), poster=True) == Inspection(report=None, poster=None)
+    assert "No poster frame decodes (video_checks='off')" in caplog.text
+    assert inspect(garbage, "off", Expected(), poster=False) == Inspection(report=None, poster=None)
+
+
+def test_inspect_without_pyav_checks_and_posts_nothing(monkeypatch, caplog):
+    monkeypatch.setattr(media, "media_available", lambda: False)
+    with caplog.at_level(logging.WARNING):
+        assert inspect(io.BytesIO(b"x"), "warn", Expected(duration_s=6), poster=True) == Inspection(
+            None, None
+        )
+    assert "PyAV is not installed" in caplog.text
+    with pytest.raises(HailuoVideoCheckError, match=r"\[media\]"):
+        inspect(io.BytesIO(b"x"), "strict", Expected(duration_s=6), poster=True)
