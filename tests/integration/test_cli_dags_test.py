@@ -58,6 +58,9 @@ def emulator() -> Iterator[EmulatorServer]:
         yield server
 
 
+# 3.0 to 3.2 build an in-process Execution API for every task (seconds each; minutes in all when
+# the machine's two cores are shared): the limit is for a hung run, not a budget.
+@pytest.mark.timeout(600)
 def test_airflow_dags_test_lands_the_videos_and_never_prints_the_key(airflow_db, emulator, tmp_path):
     destination = tmp_path / "videos"
     # The suite's environment (AIRFLOW_HOME, config), less pytest's marker: Airflow logs differently
@@ -77,7 +80,7 @@ def test_airflow_dags_test_lands_the_videos_and_never_prints_the_key(airflow_db,
         text=True,
         env=env,
         cwd=REPO,
-        timeout=240,
+        timeout=480,
     )
     took = time.monotonic() - started
     output = done.stdout + done.stderr
@@ -87,10 +90,11 @@ def test_airflow_dags_test_lands_the_videos_and_never_prints_the_key(airflow_db,
     counters = emulator.counters()
     assert counters["submits"] == 1  # paid once
     assert counters["polls"] >= 2  # the sensor's look, then the trigger's
+    # What was scanned holds the tasks' own log lines, the provider's included.
+    assert "Submitted Hailuo generation" in output and "Landed file://" in output
     leaks = [line[:300] for line in output.splitlines() if CLI_KEY in line]
     assert leaks == []
     if PRINTS_SECRETS:
-        # The workaround's effect: Airflow's DEBUG lines are gone, the tasks' own INFO lines are not.
+        # The workaround's effect: Airflow's DEBUG lines are gone (the INFO ones are checked above).
         assert "[debug" not in output
-        assert "Submitted Hailuo generation" in output and "Landed file://" in output
     print(f"airflow dags test took {took:.1f} s on Airflow {AIRFLOW_LINE}")
