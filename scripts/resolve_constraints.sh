@@ -19,6 +19,11 @@
 #   API that `dag.test()` runs tasks through breaks on newer ones (3.0: every request body is
 #   refused as "Input should be a valid dictionary"; 3.2: fastapi >= 0.137 cannot build the
 #   discriminated state-payload model). 3.1 and 3.3 cap fastapi themselves (<0.118, <0.137).
+# - svcs on 3.2: `airflow dags test` builds one in-process Execution API per task and drops it at
+#   once, which closes the API's lifespan; svcs 26.2 then removes the service registry from the
+#   app's state, and every task fails with "'State' object has no attribute 'svcs_registry'".
+#   svcs 26.1 leaves it (3.3 keeps one API per process; 3.0 and 3.1 keep it open while the task
+#   runs). tests/integration/test_cli_dags_test.py runs that path on every line.
 # - universal-pathlib on 3.0, whose airflow-core leaves it open: its ObjectStoragePath is written for
 #   0.2.x and refuses every path under 0.3 ("detected protocol file which is incompatible").
 set -euo pipefail
@@ -33,7 +38,7 @@ declare -A PINS=(
     [2.11]="$BOTO"
     [3.0]="$BOTO fastapi<0.117 cadwyn<6 universal-pathlib<0.3"
     [3.1]="$BOTO"
-    [3.2]="$BOTO fastapi<0.137 cadwyn<9"
+    [3.2]="$BOTO fastapi<0.137 cadwyn<9 svcs<26.2"
     [3.3]="$BOTO"
 )
 

@@ -233,3 +233,56 @@ def test_the_sensor_waits_in_the_triggerer_unless_asked(monkeypatch):
     monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "False")
     assert HailuoTaskSensor(task_id="wait", hailuo_task_id="t").deferrable is True
     assert HailuoTaskSensor(task_id="poke", hailuo_task_id="t", deferrable=False).deferrable is False
+
+
+@pytest.fixture
+def mask_requests(monkeypatch) -> list[str]:
+    """Every value the provider asks Airflow to mask (the request still goes through)."""
+    import airflow.providers.common.compat.sdk as compat_sdk
+    from airflow.providers.common.compat.sdk import mask_secret
+
+    asked: list[str] = []
+
+    def asking(secret, *args, **kwargs):
+        asked.append(secret)
+        mask_secret(secret, *args, **kwargs)
+
+    monkeypatch.setattr(compat_sdk, "mask_secret", asking)
+    try:
+        import airflow.sdk.log as sdk_log
+    except ImportError:
+        return asked
+    if hasattr(sdk_log, "amask_secret"):
+        amask_secret = sdk_log.amask_secret
+
+        async def aasking(secret, *args, **kwargs):
+            asked.append(secret)
+            await amask_secret(secret, *args, **kwargs)
+
+        monkeypatch.setattr(sdk_log, "amask_secret", aasking)
+    return asked
+
+
+def test_a_key_airflow_masked_when_reading_the_connection_is_not_masked_again(monkeypatch, mask_requests):
+    """Airflow 3.0 prints every mask request, value in clear (README): asking again only adds lines."""
+    from airflow.providers.common.compat.sdk import redact
+
+    key = f"sk-mask-once-{time.time_ns()}"
+    monkeypatch.setenv("AIRFLOW_CONN_HAILUO_MASK_ONCE", hailuo_conn_json(BASE, key))
+    hook = HailuoHook(hailuo_conn_id="hailuo_mask_once")
+    assert hook.settings.api_key == key
+    assert asyncio.run(HailuoHook(hailuo_conn_id="hailuo_mask_once").asettings()).api_key == key
+    assert mask_requests == []
+    assert redact(f"Bearer {key}") == "Bearer ***"  # Airflow's own lookup masked it
+
+
+def test_a_key_airflow_has_not_masked_is_masked_by_the_provider(mask_requests):
+    from airflow.providers.common.compat.sdk import redact
+
+    from airflow_provider_hailuo.hooks.hailuo import _amask, _mask
+
+    key, akey = f"sk-mask-fresh-{time.time_ns()}", f"sk-mask-afresh-{time.time_ns()}"
+    _mask(key)
+    asyncio.run(_amask(akey))
+    assert mask_requests == [key, akey]
+    assert redact(f"{key} {akey}") == "*** ***"
