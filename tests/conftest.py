@@ -103,7 +103,11 @@ def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
     """The session's emulator, with counters, faults and tasks cleared for this test."""
     emulator_server.reset()
     emulator_server.configure(
-        queue_seconds=0.2, generation_seconds=0.6, link_ttl_seconds=3600, time_scale=1.0
+        queue_seconds=0.2,
+        generation_seconds=0.6,
+        link_ttl_seconds=3600,
+        time_scale=1.0,
+        submits_per_minute=None,
     )
     yield emulator_server
     emulator_server.reset()

@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--link-ttl", type=float, default=3600.0, help="download link TTL, service seconds")
     parser.add_argument("--time-scale", type=float, default=1.0, help="divides every duration (default 1)")
     parser.add_argument("--video-bytes", type=_size, default=None, help="pad videos to this size (e.g. 100M)")
+    parser.add_argument(
+        "--submits-per-minute",
+        type=int,
+        default=None,
+        help="the account's allowance: submits accepted in any minute of service time (default: no limit)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-task random draws (default 0)")
     parser.add_argument(
         "--fault", action="append", default=[], metavar="JSON", help="a fault rule (or list); repeatable"
@@ -105,6 +111,7 @@ def _state_from_args(args: argparse.Namespace) -> EmulatorState:
         "video_bytes": args.video_bytes,
         "seed": args.seed,
         "api": args.api,
+        "submits_per_minute": args.submits_per_minute,
     }
     state = EmulatorState(EmulatorConfig(**settings))
     for text in args.fault:

@@ -3,7 +3,9 @@ How the emulated service behaves: which dialect it speaks, its timings, link lif
 
 Durations are "service seconds"; ``time_scale`` divides them into real seconds (``time_scale=10``
 makes a 4 s generation take 0.4 s), so the same scenario runs fast in tests and realistically in a
-demo. ``generation_seconds`` may be a ``(min, max)`` range, drawn per task from
+demo. ``submits_per_minute`` is the account's allowance: at most that many submits are accepted in
+any minute of service time (``60 / time_scale`` real seconds); the others are refused the vendor's
+way and create nothing. ``generation_seconds`` may be a ``(min, max)`` range, drawn per task from
 ``random.Random(seed)`` so runs are reproducible.
 """
 
@@ -19,7 +21,14 @@ from airflow_provider_hailuo.emulator.mp4 import DEFAULT_CHUNK_SIZE, check_paddi
 DEFAULT_API_KEY = "emulator-key"
 #: Settings ``configure()`` / ``POST /_emulator/config`` may change while the server runs (the
 #: dialect is not one of them: routes are laid out when the app is built).
-RUNTIME_SETTINGS = ("queue_seconds", "generation_seconds", "link_ttl_seconds", "time_scale", "video_bytes")
+RUNTIME_SETTINGS = (
+    "queue_seconds",
+    "generation_seconds",
+    "link_ttl_seconds",
+    "time_scale",
+    "video_bytes",
+    "submits_per_minute",
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class EmulatorConfig:
     seed: int | None = 0
     chunk_size: int = DEFAULT_CHUNK_SIZE
     api: str = DEFAULT_API
+    submits_per_minute: int | None = None
 
     def __post_init__(self) -> None:
         if self.api not in DIALECT_NAMES:
@@ -63,6 +73,9 @@ class EmulatorConfig:
             check_padding(self.video_bytes)  # refuses sizes a free box cannot pad to
         if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size <= 0:
             raise ValueError("chunk_size must be a positive integer")
+        limit = self.submits_per_minute
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"submits_per_minute must be a positive integer or null, got {limit!r}")
 
     def real_seconds(self, service_seconds: float) -> float:
         return service_seconds / self.time_scale
