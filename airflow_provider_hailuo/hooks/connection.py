@@ -33,7 +33,7 @@ class FormField:
     name: str
     label: str
     description: str
-    kind: str  # "string" | "boolean" | "integer"
+    kind: str  # "string" | "boolean" | "integer" | "number"
     default: Any = None
     choices: tuple[str, ...] = ()
 
@@ -72,6 +72,14 @@ FORM_FIELDS: tuple[FormField, ...] = (
         "Read timeout (seconds)",
         "How long one API call may wait for an answer. Default 30.",
         "integer",
+    ),
+    FormField(
+        "submits_per_minute",
+        "Submits per minute",
+        "The account's video-generation allowance (MiniMax: about 5 on a standard account). Set: the "
+        "submits of one mapped batch are spread out to stay under it. Empty: no pacing. DAGs that "
+        "share the account should split it (one connection each).",
+        "number",
     ),
 )
 
@@ -119,7 +127,7 @@ def form_widgets() -> dict[str, Any]:
     Airflow 3.0/3.1's api-server reads the field classes, labels and defaults (it has no Flask UI);
     Airflow 2's Flask UI also wants FAB's Bootstrap widget, used where it is installed.
     """
-    from wtforms import BooleanField, IntegerField, StringField
+    from wtforms import BooleanField, FloatField, IntegerField, StringField
     from wtforms.validators import AnyOf, NumberRange, Optional
 
     try:
@@ -135,6 +143,10 @@ def form_widgets() -> dict[str, Any]:
         elif f.kind == "integer":
             widgets[f.name] = IntegerField(
                 f.label, description=f.description, validators=[Optional(), NumberRange(min=1)], **text
+            )
+        elif f.kind == "number":
+            widgets[f.name] = FloatField(
+                f.label, description=f.description, validators=[Optional(), NumberRange(min=0.01)], **text
             )
         else:
             validators = [Optional(), AnyOf(list(f.choices))] if f.choices else [Optional()]
@@ -164,6 +176,8 @@ class ConnectionSettings:
     #: The connection's ``api`` extra (None: chosen by the host).
     api: str | None = None
     group_id: str | None = None
+    #: The account's submit allowance from the ``submits_per_minute`` extra (None: no pacing).
+    submits_per_minute: float | None = None
     #: The environment's proxy for ``base_url`` (async path only; requests reads it itself).
     proxy: str | None = None
     proxy_auth: Any = field(default=None, repr=False)
@@ -285,6 +299,7 @@ def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettin
         raise HailuoError(f"Connection {conn.conn_id!r}: extra `timeout` must be a number of seconds over 0")
     api = extra_value(extra, "api")
     group_id = extra_value(extra, "group_id")
+    submits_per_minute = _positive_number(extra, "submits_per_minute", conn.conn_id)
     return ConnectionSettings(
         conn_id=conn.conn_id,
         base_url=base_url,
@@ -293,4 +308,19 @@ def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettin
         timeout=read_timeout,
         api=str(api).strip().lower() if api is not None else None,
         group_id=str(group_id) if group_id is not None else None,
+        submits_per_minute=submits_per_minute,
     )
+
+
+def _positive_number(extra: Mapping[str, Any], name: str, conn_id: str) -> float | None:
+    """An optional extra that must be a finite number over 0 (the form may store it as text)."""
+    value = extra_value(extra, name)
+    if value is None:
+        return None
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not 0 < number < math.inf:  # NaN fails this too
+        raise HailuoError(f"Connection {conn_id!r}: extra `{name}` must be a number over 0, got {value!r}")
+    return number

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -20,7 +21,8 @@ from airflow_provider_hailuo.api import (
 )
 from airflow_provider_hailuo.frames import ResolvedFrame, resolve_frame
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
-from airflow_provider_hailuo.hooks.submit_rule import SubmitVerdict, submit_verdict
+from airflow_provider_hailuo.hooks.submit_rule import SubmitVerdict, refused_for_now, submit_verdict
+from airflow_provider_hailuo.operators.rate_limit import DEFAULT_RATE_LIMIT_TIMEOUT, RateLimitedSubmitMixin
 from airflow_provider_hailuo.rendered import rendered_mapping
 
 #: Fields a DAG author may set through a template; checked again after rendering.
@@ -43,7 +45,7 @@ def _is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
-class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
+class HailuoSubmitVideoOperator(RateLimitedSubmitMixin, ResumableJobMixin, BaseOperator):
     """
     Validate a generation request, submit it once, and return the service's ``task_id``.
 
@@ -68,6 +70,9 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
     :param image_conn_id: Airflow connection of the store the frames are in (e.g. ``aws_default``).
     :param hailuo_conn_id: the ``hailuo`` connection; it names the vendor.
     :param durable: reuse the task id a failed earlier try bought (Airflow 3.3+; default True).
+    :param rate_limit_timeout: how long the service may keep refusing the submit for now (429, its
+        own 503, MiniMax 1002) before the task fails; the waits happen in the triggerer, neither
+        a worker slot nor an Airflow retry is used. Seconds or a timedelta (default one hour).
     """
 
     template_fields: Sequence[str] = REQUEST_FIELDS
@@ -89,6 +94,7 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
         extra_body: Mapping[str, Any] | str | None = None,
         image_conn_id: str | None = None,
         hailuo_conn_id: str = HailuoHook.default_conn_name,
+        rate_limit_timeout: float | timedelta = DEFAULT_RATE_LIMIT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -104,6 +110,11 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
         # Kept as given: a template or an XComArg is resolved only at run time (build_request).
         self.extra_body = extra_body
         self.hailuo_conn_id = hailuo_conn_id
+        self.rate_limit_timeout = (
+            rate_limit_timeout.total_seconds()
+            if isinstance(rate_limit_timeout, timedelta)
+            else float(rate_limit_timeout)
+        )
         self._check_literal_values()
 
     def _check_literal_values(self) -> None:
@@ -185,9 +196,13 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
 
     # ResumableJobMixin: the "job" is the paid generation; waiting for it is the sensor's job.
     def submit_job(self, context: Any) -> str:
+        self.wait_for_submit_slot(context)  # pacing: may defer, before anything is sent
         try:
-            return self.hook.submit(self._request)
+            # The service's "not now" comes back at once: it is waited out deferred, not here.
+            return self.hook.submit(self._request, wait_out_refusals=False)
         except HailuoError as err:
+            if refused_for_now(err):
+                self.defer_refused_submit(context, err)
             if isinstance(err, HailuoSubmitUncertainError) or submit_verdict(err) is not NOTHING_CREATED:
                 # May have been accepted (an Airflow retry could buy a second video), or refused
                 # by the service for good: either way, no retry.

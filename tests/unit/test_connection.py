@@ -67,6 +67,20 @@ def test_every_extra_is_read_from_the_form_as_stored():
     assert (settings.api, settings.group_id, settings.timeout) == ("minimax", "g-1", 12.0)
 
 
+@pytest.mark.parametrize(("given", "read"), [(None, None), ("", None), (5, 5.0), ("2.5", 2.5), (20, 20.0)])
+def test_submits_per_minute_is_read_as_a_number_and_unset_means_no_pacing(given, read):
+    extra = {} if given is None else {"submits_per_minute": given}
+    assert connection_settings(conn(), extra).submits_per_minute == read
+    form_stored = {"extra__hailuo__submits_per_minute": given} if given is not None else {}
+    assert connection_settings(conn(), form_stored).submits_per_minute == read
+
+
+@pytest.mark.parametrize("bad", ["five", -5, 0, "0", "nan", "inf", True, [5]])
+def test_a_bad_submits_per_minute_is_refused_naming_the_extra_and_the_connection(bad):
+    with pytest.raises(HailuoError, match=r"'c1'.*`submits_per_minute` must be a number over 0"):
+        connection_settings(conn(conn_id="c1"), {"submits_per_minute": bad})
+
+
 @pytest.mark.parametrize("bad", ["abc", -1, 0, "nan", "inf", "1e999"])
 def test_a_bad_timeout_names_the_extra(bad):
     with pytest.raises(Exception, match="timeout"):
@@ -75,8 +89,9 @@ def test_a_bad_timeout_names_the_extra(bad):
 
 def test_the_form_declares_every_documented_extra_with_a_label():
     fields = conn_fields()
-    assert set(fields) == {"api", "group_id", "verify", "ca_bundle", "timeout"}
+    assert set(fields) == {"api", "group_id", "verify", "ca_bundle", "timeout", "submits_per_minute"}
     assert fields["verify"]["schema"]["type"][0] == "boolean"  # a toggle, not a text box
+    assert fields["submits_per_minute"]["schema"]["type"] == ["number", "null"]  # 2.5 a minute is one
     assert all(f["label"] and f["description"] for f in fields.values())
     info = get_provider_info()["connection-types"][0]
     assert info["conn-fields"] == fields
