@@ -7,8 +7,9 @@ later. Sleeping until "later" inside the hook held a worker slot per refused sub
 sensors and downloads of the same run, so the submit operator waits deferred instead:
 
 - **pacing**: with the connection's ``submits_per_minute``, map index *i* of a batch first waits for
-  its own slot, ``run start + i * interval``. Every index knows its slot from the run alone, so a
-  batch stays under the allowance with no shared state between tasks;
+  its own slot, ``batch start + i * interval``. Every index knows the batch's start (when its task
+  instances were laid out) and its own index, so a batch stays under the allowance with no shared
+  state between tasks;
 - **refusals**: a submit the service refused for now waits for the vendor's ``Retry-After`` (or the
   dialect's known wait) plus jitter, then runs ``execute`` again, for at most ``rate_limit_timeout``.
 
@@ -20,8 +21,11 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from airflow_provider_hailuo.api import HailuoError, HailuoTransientError
 from airflow_provider_hailuo.triggers.hailuo import HailuoWaitTrigger
@@ -51,9 +55,9 @@ def pacing_interval(submits_per_minute: float) -> float:
     return 60.0 / submits_per_minute * PACING_SPREAD
 
 
-def submit_slot(run_start: datetime, map_index: int, submits_per_minute: float) -> float:
+def submit_slot(batch_start: datetime, map_index: int, submits_per_minute: float) -> float:
     """UNIX time before which map index ``map_index`` of a batch does not send its submit."""
-    return run_start.timestamp() + max(map_index, 0) * pacing_interval(submits_per_minute)
+    return batch_start.timestamp() + max(map_index, 0) * pacing_interval(submits_per_minute)
 
 
 def refusal_wait(err: HailuoTransientError, refusals: int, submits_per_minute: float | None) -> float:
@@ -76,14 +80,47 @@ def _seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-def run_start(context: Any) -> datetime | None:
-    """When the run started (the batch's common origin), else when it was due."""
+def batch_start(context: Any) -> datetime | None:
+    """
+    The origin every map index of a batch counts its slot from: when the batch was laid out.
+
+    The run's start alone is too early: the steps before the batch (building the prompts, say) may
+    take minutes, and every slot that passed meanwhile would go at once, as a burst the service
+    refuses. The batch is laid out when the task is expanded, right after those steps: Airflow 3
+    creates its task instances then (the time is in their ids), Airflow 2 when its upstream tasks end.
+    """
     dag_run = context.get("dag_run") if hasattr(context, "get") else None
-    for name in ("start_date", "run_after", "logical_date"):
-        value = getattr(dag_run, name, None)
-        if isinstance(value, datetime):
-            return value
-    return None
+    ti = context.get("ti") if hasattr(context, "get") else None
+    origins = [getattr(dag_run, name, None) for name in ("start_date", "run_after", "logical_date")]
+    run = next((value for value in origins if isinstance(value, datetime)), None)
+    laid_out = _created_at(ti) or _upstream_done_at(dag_run, ti)
+    if run is None or laid_out is None:
+        return laid_out or run
+    return min(max(run, laid_out), datetime.now(run.tzinfo))
+
+
+def _created_at(ti: Any) -> datetime | None:
+    """When an Airflow 3 task instance was created: its id is a UUIDv7, which starts with the time."""
+    try:
+        ti_id = uuid.UUID(str(getattr(ti, "id", "")))
+    except ValueError:
+        return None
+    if ti_id.version != 7:
+        return None
+    return datetime.fromtimestamp((ti_id.int >> 80) / 1000, UTC)
+
+
+def _upstream_done_at(dag_run: Any, ti: Any) -> datetime | None:
+    """When the last upstream task of an Airflow 2 task instance ended (tasks may read the database)."""
+    upstream = sorted(getattr(getattr(ti, "task", None), "upstream_task_ids", ()) or ())
+    fetch = getattr(dag_run, "fetch_task_instances", None)
+    if not upstream or fetch is None or AIRFLOW_V_3_0_PLUS:
+        return None
+    try:
+        ends = [t.end_date for t in fetch(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_ids=upstream)]
+    except Exception:  # an origin only sharpens the pacing: without it, the run's start serves
+        return None
+    return max((end for end in ends if end is not None), default=None)
 
 
 class RateLimitedSubmitMixin:
@@ -117,10 +154,13 @@ class RateLimitedSubmitMixin:
         rate = self.hook.submits_per_minute
         if not rate or self._paced:
             return
-        start = run_start(context)
         ti = context.get("ti") if hasattr(context, "get") else None
         map_index = int(getattr(ti, "map_index", -1) or 0)
-        if start is None or map_index <= 0:
+        # A retry (or a cleared task) is not paced: the slots of its batch have passed.
+        if map_index <= 0 or int(getattr(ti, "try_number", 1) or 1) > 1:
+            return
+        start = batch_start(context)
+        if start is None:
             return
         slot = submit_slot(start, map_index, rate)
         wait = slot - time.time()

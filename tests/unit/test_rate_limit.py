@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -164,7 +165,31 @@ def test_the_wait_honours_the_service_then_the_allowance_then_backs_off():
     assert refusal_wait(refusal(retry_after=0.0), 1, None) >= 1.0
 
 
-def test_slots_count_from_the_run_start():
+def uuid7(at: datetime) -> uuid.UUID:
+    """A UUIDv7 as Airflow 3 gives task instances: the creation time in its first 48 bits."""
+    return uuid.UUID(int=(int(at.timestamp() * 1000) << 80) | (0x7 << 76) | (0b10 << 62) | 12345)
+
+
+def test_slots_count_from_when_the_batch_was_laid_out_not_from_the_run_start():
+    """Minutes of prompt-building before the batch must not turn its first slots into a burst."""
+    run_started = datetime.now(UTC) - timedelta(minutes=10)
+    laid_out = datetime.now(UTC) - timedelta(seconds=1)
+    ctx = context(map_index=2, started=run_started)
+    ctx["ti"].id = uuid7(laid_out)
+    with pytest.raises(TaskDeferred) as info:
+        operator(ScriptedHook("task", submits_per_minute=5)).execute(ctx)
+    assert info.value.trigger.until == pytest.approx(laid_out.timestamp() + 2 * 13.2, abs=0.01)
+    ctx["ti"].id = uuid.uuid4()  # not a time-ordered id: the run's start is the origin
+    assert operator(ScriptedHook("task", submits_per_minute=5)).execute(ctx) == "task"
+
+
+def test_a_retry_is_not_paced_its_slots_have_passed():
+    ctx = context(map_index=5)
+    ctx["ti"].try_number = 2
+    assert operator(ScriptedHook("task", submits_per_minute=5)).execute(ctx) == "task"
+
+
+def test_slots_are_one_interval_apart_from_their_origin():
     start = datetime(2026, 1, 1, tzinfo=UTC)
     assert pacing_interval(5) == pytest.approx(13.2)
     assert [submit_slot(start, i, 20) - start.timestamp() for i in (-1, 0, 1, 29)] == pytest.approx(
