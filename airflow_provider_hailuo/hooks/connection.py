@@ -127,8 +127,8 @@ def form_widgets() -> dict[str, Any]:
     Airflow 3.0/3.1's api-server reads the field classes, labels and defaults (it has no Flask UI);
     Airflow 2's Flask UI also wants FAB's Bootstrap widget, used where it is installed.
     """
-    from wtforms import BooleanField, FloatField, IntegerField, StringField
-    from wtforms.validators import AnyOf, NumberRange, Optional
+    from wtforms import BooleanField, IntegerField, StringField
+    from wtforms.validators import AnyOf, NumberRange, Optional, Regexp
 
     try:
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
@@ -145,8 +145,10 @@ def form_widgets() -> dict[str, Any]:
                 f.label, description=f.description, validators=[Optional(), NumberRange(min=1)], **text
             )
         elif f.kind == "number":
-            widgets[f.name] = FloatField(
-                f.label, description=f.description, validators=[Optional(), NumberRange(min=0.01)], **text
+            # Text: these forms take no FloatField (Airflow 2 drops the whole form over one).
+            number = Regexp(r"^\s*(\d+\.?\d*|\.\d+)\s*$", message="a number, e.g. 5 or 2.5")
+            widgets[f.name] = StringField(
+                f.label, description=f.description, validators=[Optional(), number], **text
             )
         else:
             validators = [Optional(), AnyOf(list(f.choices))] if f.choices else [Optional()]

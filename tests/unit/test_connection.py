@@ -103,6 +103,9 @@ def test_older_airflow_forms_get_the_same_fields_from_the_hook():
     pytest.importorskip("flask_appbuilder")
     widgets = HailuoHook.get_connection_form_widgets()
     assert set(widgets) == {f.name for f in FORM_FIELDS}
+    # The only field classes Airflow 2's form takes: one other class and it drops the whole form.
+    allowed = {"StringField", "IntegerField", "BooleanField", "PasswordField"}
+    assert {w.field_class.__name__ for w in widgets.values()} <= allowed
     behaviour = HailuoHook.get_ui_field_behaviour()
     assert behaviour["relabeling"]["password"] == "API key"
 
