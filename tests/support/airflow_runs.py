@@ -136,9 +136,11 @@ def _recording_deferrals(
     worker; start the instances of the ``in_map_index_order`` tasks in map-index order (one that
     comes too early is left SCHEDULED, and ``dag.test()`` offers it again on its next pass).
     """
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
     module = _dag_test_module()
     run_task, run_inline_trigger = module._run_task, module._run_inline_trigger
-    running: list[tuple[str, int]] = []
+    running: list[tuple[tuple[str, int], Any, Any]] = []  # (key, task instance, its task)
     started_tis: set[tuple[str, int]] = set()
 
     def run_task_noting_the_ti(*args, **kwargs):
@@ -148,7 +150,7 @@ def _recording_deferrals(
         if too_early and (ti.task_id, ti.map_index - 1) not in started_tis:
             return None
         started_tis.add(key)
-        running.append(key)
+        running.append((key, ti, getattr(ti, "task", None)))
         started = time.time()
         try:
             return run_task(*args, **kwargs)
@@ -160,7 +162,12 @@ def _recording_deferrals(
         classpath, trigger_kwargs = trigger.serialize()
         started = time.time()
         event = run_inline_trigger(trigger, *args, **kwargs)
-        key = running[-1] if running else ("?", -1)
+        key, ti, task = running[-1] if running else (("?", -1), None, None)
+        if not AIRFLOW_V_3_0_PLUS and ti is not None:
+            # Airflow 2's dag.test() resumes the task instance it ran, whose task that run swapped for
+            # its unmapped copy; a worker loads the task afresh. Without this, a mapped task that
+            # defers and whose output a downstream expands fails on resume (UnmappableXComTypePushed).
+            ti.task = task
         record.setdefault(key, []).append(
             Deferral(classpath, dict(trigger_kwargs), getattr(event, "payload", None), started, time.time())
         )
