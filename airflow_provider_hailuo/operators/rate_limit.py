@@ -76,7 +76,7 @@ def refusal_wait(err: HailuoTransientError, refusals: int, submits_per_minute: f
     return base + random.uniform(0, base / 2)
 
 
-def _seconds(value: float | timedelta) -> float:
+def as_seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 

@@ -22,7 +22,11 @@ from airflow_provider_hailuo.api import (
 from airflow_provider_hailuo.frames import ResolvedFrame, resolve_frame
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.hooks.submit_rule import SubmitVerdict, refused_for_now, submit_verdict
-from airflow_provider_hailuo.operators.rate_limit import DEFAULT_RATE_LIMIT_TIMEOUT, RateLimitedSubmitMixin
+from airflow_provider_hailuo.operators.rate_limit import (
+    DEFAULT_RATE_LIMIT_TIMEOUT,
+    RateLimitedSubmitMixin,
+    as_seconds,
+)
 from airflow_provider_hailuo.rendered import rendered_mapping
 
 #: Fields a DAG author may set through a template; checked again after rendering.
@@ -110,11 +114,7 @@ class HailuoSubmitVideoOperator(RateLimitedSubmitMixin, ResumableJobMixin, BaseO
         # Kept as given: a template or an XComArg is resolved only at run time (build_request).
         self.extra_body = extra_body
         self.hailuo_conn_id = hailuo_conn_id
-        self.rate_limit_timeout = (
-            rate_limit_timeout.total_seconds()
-            if isinstance(rate_limit_timeout, timedelta)
-            else float(rate_limit_timeout)
-        )
+        self.rate_limit_timeout = as_seconds(rate_limit_timeout)
         self._check_literal_values()
 
     def _check_literal_values(self) -> None:
