@@ -108,6 +108,7 @@ def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
         link_ttl_seconds=3600,
         time_scale=1.0,
         realistic_videos=False,
+        submits_per_minute=None,
     )
     yield emulator_server
     emulator_server.reset()

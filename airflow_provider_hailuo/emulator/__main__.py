@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve service-like clips (24 fps, ~1 MB/s at 1080P; made with PyAV on first use and "
         "cached) instead of the tiny samples",
     )
+    parser.add_argument(
+        "--submits-per-minute",
+        type=int,
+        default=None,
+        help="the account's allowance: submits accepted in any minute of service time (default: no limit)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-task random draws (default 0)")
     parser.add_argument(
         "--fault", action="append", default=[], metavar="JSON", help="a fault rule (or list); repeatable"
@@ -113,6 +119,7 @@ def _state_from_args(args: argparse.Namespace) -> EmulatorState:
         "realistic_videos": args.realistic_videos,
         "seed": args.seed,
         "api": args.api,
+        "submits_per_minute": args.submits_per_minute,
     }
     state = EmulatorState(EmulatorConfig(**settings))
     for text in args.fault:

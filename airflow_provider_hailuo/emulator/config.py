@@ -3,7 +3,9 @@ How the emulated service behaves: which dialect it speaks, its timings, link lif
 
 Durations are "service seconds"; ``time_scale`` divides them into real seconds (``time_scale=10``
 makes a 4 s generation take 0.4 s), so the same scenario runs fast in tests and realistically in a
-demo. ``generation_seconds`` may be a ``(min, max)`` range, drawn per task from
+demo. ``submits_per_minute`` is the account's allowance: at most that many submits are accepted in
+any minute of service time (``60 / time_scale`` real seconds); the others are refused the vendor's
+way and create nothing. ``generation_seconds`` may be a ``(min, max)`` range, drawn per task from
 ``random.Random(seed)`` so runs are reproducible. ``realistic_videos`` serves clips shaped like the
 service's (megabytes at 24 fps) instead of the tiny samples, so that what a client spends checking
 a video can be measured.
@@ -29,6 +31,7 @@ RUNTIME_SETTINGS = (
     "time_scale",
     "video_bytes",
     "realistic_videos",
+    "submits_per_minute",
 )
 
 
@@ -46,6 +49,7 @@ class EmulatorConfig:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     api: str = DEFAULT_API
     realistic_videos: bool = False
+    submits_per_minute: int | None = None
 
     def __post_init__(self) -> None:
         if self.api not in DIALECT_NAMES:
@@ -80,6 +84,9 @@ class EmulatorConfig:
             )
         if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size <= 0:
             raise ValueError("chunk_size must be a positive integer")
+        limit = self.submits_per_minute
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"submits_per_minute must be a positive integer or null, got {limit!r}")
 
     def real_seconds(self, service_seconds: float) -> float:
         return service_seconds / self.time_scale

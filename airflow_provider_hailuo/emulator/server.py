@@ -105,11 +105,11 @@ class EmulatorServer:
 
     ``config`` takes :class:`EmulatorConfig` fields (``api`` = ``ppinfra`` (default), ``novita`` or
     ``minimax``; ``api_key``, ``queue_seconds``, ``generation_seconds``, ``link_ttl_seconds``,
-    ``time_scale``, ``video_bytes``, ``seed``, ``chunk_size``, ``realistic_videos``) plus ``faults``
-    (a list of rule dicts).
-    ``tls=True`` serves HTTPS with a certificate from a throw-away CA whose bundle is at
-    :attr:`ca_path`. Use it as a context manager, or call :meth:`start` / :meth:`stop`. Control
-    methods act on the shared state directly (thread-safe).
+    ``time_scale``, ``video_bytes``, ``seed``, ``chunk_size``, ``realistic_videos``,
+    ``submits_per_minute``) plus ``faults`` (a list of rule dicts). ``tls=True`` serves HTTPS with a
+    certificate from a throw-away CA whose bundle is at :attr:`ca_path`. Use it as a context manager,
+    or call :meth:`start` / :meth:`stop`. Control methods act on the shared state directly
+    (thread-safe).
     """
 
     def __init__(

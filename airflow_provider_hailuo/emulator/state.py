@@ -119,6 +119,8 @@ class EmulatorState:
         self._counters: Counter[str] = Counter()
         self._polls_by_task: Counter[str] = Counter()
         self._rng = random.Random(self.config.seed)
+        #: When recent submits were accepted (monotonic), for ``submits_per_minute``.
+        self._accepted: deque[float] = deque(maxlen=MAX_SUBMISSIONS)
 
     # -- counters ----------------------------------------------------------------------------------
     def count(self, name: str, amount: int = 1) -> None:
@@ -139,6 +141,7 @@ class EmulatorState:
                 "download_completes": 0,
                 "download_auth_headers": 0,
                 "faults_applied": 0,
+                "rate_limited": 0,
             }
             data.update(self._counters)
             data["tasks"] = len(self._tasks)
@@ -179,6 +182,7 @@ class EmulatorState:
             self._submissions.clear()
             self._counters.clear()
             self._polls_by_task.clear()
+            self._accepted.clear()
             self._rng = random.Random(self.config.seed)
 
     # -- tasks ---------------------------------------------------------------------------------------
@@ -214,10 +218,29 @@ class EmulatorState:
             self._tasks[task.task_id] = task
             self._files[task.file_id] = task.task_id
             self._counters["submits"] += 1
+            self._accepted.append(task.created)
         if cfg.realistic_videos:
             # Made while the task "generates", as the service does, so its download need not wait.
             prefetch(spec.resolution, spec.duration)
         return task
+
+    def rate_limit_wait(self) -> float | None:
+        """
+        None if a submit now is within ``submits_per_minute``; else the real seconds until the
+        oldest accepted submit of the last minute (service time) leaves it. Only accepted submits
+        count: a refused one takes nothing from the allowance.
+        """
+        with self._lock:
+            limit = self.config.submits_per_minute
+            if limit is None:
+                return None
+            window = self.config.real_seconds(60.0)
+            now = time.monotonic()
+            while self._accepted and self._accepted[0] <= now - window:
+                self._accepted.popleft()
+            if len(self._accepted) < limit:
+                return None
+            return self._accepted[-limit] + window - now
 
     def get_task(self, task_id: str) -> Task | None:
         with self._lock:
@@ -238,9 +261,21 @@ class EmulatorState:
         with self._lock:
             self._polls_by_task[task_id] += 1
 
-    def record_submission(self, path: str, body: Any, status: int, task_id: str | None) -> None:
-        """Every submit attempt, accepted or not: the body as received and what it was answered."""
-        entry = {"path": path, "body": copy.deepcopy(body), "status": status, "task_id": task_id}
+    def record_submission(
+        self, path: str, body: Any, status: int, task_id: str | None, rate_limited: bool = False
+    ) -> None:
+        """
+        Every submit attempt, accepted or not: the body as received, what it was answered, whether
+        the answer was a rate-limit refusal, and when (UNIX time).
+        """
+        entry = {
+            "path": path,
+            "body": copy.deepcopy(body),
+            "status": status,
+            "task_id": task_id,
+            "rate_limited": rate_limited,
+            "at": time.time(),
+        }
         with self._lock:
             self._submissions.append(entry)  # the oldest go beyond MAX_SUBMISSIONS
 

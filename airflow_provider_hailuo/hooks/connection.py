@@ -34,7 +34,7 @@ class FormField:
     name: str
     label: str
     description: str
-    kind: str  # "string" | "boolean" | "integer" | "object" (JSON)
+    kind: str  # "string" | "boolean" | "integer" | "number" | "object" (JSON)
     default: Any = None
     choices: tuple[str, ...] = ()
 
@@ -81,6 +81,14 @@ FORM_FIELDS: tuple[FormField, ...] = (
         "MiniMax): keys <resolution>-<duration>s, models by catalogue name (or the vendor's own name "
         f"for a passed-through model). Example: {PRICES_EXAMPLE}",
         "object",
+    ),
+    FormField(
+        "submits_per_minute",
+        "Submits per minute",
+        "The account's video-generation allowance (MiniMax: about 5 on a standard account). Set: the "
+        "submits of one mapped batch are spread out to stay under it. Empty: no pacing. DAGs that "
+        "share the account should split it (one connection each).",
+        "number",
     ),
 )
 
@@ -163,7 +171,7 @@ def form_widgets(version: tuple[int, int, int] | None = None) -> dict[str, Any]:
 
         return flask_widgets()
     from wtforms import BooleanField, IntegerField, StringField
-    from wtforms.validators import AnyOf, NumberRange, Optional
+    from wtforms.validators import AnyOf, NumberRange, Optional, Regexp
 
     try:
         from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget, BS3TextFieldWidget
@@ -184,6 +192,12 @@ def form_widgets(version: tuple[int, int, int] | None = None) -> dict[str, Any]:
             )
         elif f.kind == "object":
             widgets[f.name] = StringField(f.label, description=f.description, validators=[Optional()], **area)
+        elif f.kind == "number":
+            # Text: these forms take no FloatField (Airflow 2 drops the whole form over one).
+            number = Regexp(r"^\s*(\d+\.?\d*|\.\d+)\s*$", message="a number, e.g. 5 or 2.5")
+            widgets[f.name] = StringField(
+                f.label, description=f.description, validators=[Optional(), number], **text
+            )
         else:
             validators = [Optional(), AnyOf(list(f.choices))] if f.choices else [Optional()]
             widgets[f.name] = StringField(f.label, description=f.description, validators=validators, **text)
@@ -212,6 +226,8 @@ class ConnectionSettings:
     #: The connection's ``api`` extra (None: chosen by the host).
     api: str | None = None
     group_id: str | None = None
+    #: The account's submit allowance from the ``submits_per_minute`` extra (None: no pacing).
+    submits_per_minute: float | None = None
     #: The environment's proxy for ``base_url`` (async path only; requests reads it itself).
     proxy: str | None = None
     proxy_auth: Any = field(default=None, repr=False)
@@ -357,6 +373,7 @@ def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettin
         raise HailuoError(f"Connection {conn.conn_id!r}: extra `timeout` must be a number of seconds over 0")
     api = extra_value(extra, "api")
     group_id = extra_value(extra, "group_id")
+    submits_per_minute = _positive_number(extra, "submits_per_minute", conn.conn_id)
     return ConnectionSettings(
         conn_id=conn.conn_id,
         base_url=base_url,
@@ -366,4 +383,19 @@ def connection_settings(conn: Any, extra: Mapping[str, Any]) -> ConnectionSettin
         api=str(api).strip().lower() if api is not None else None,
         group_id=str(group_id) if group_id is not None else None,
         prices=extra_value(extra, "prices"),
+        submits_per_minute=submits_per_minute,
     )
+
+
+def _positive_number(extra: Mapping[str, Any], name: str, conn_id: str) -> float | None:
+    """An optional extra that must be a finite number over 0 (the form may store it as text)."""
+    value = extra_value(extra, name)
+    if value is None:
+        return None
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not 0 < number < math.inf:  # NaN fails this too
+        raise HailuoError(f"Connection {conn_id!r}: extra `{name}` must be a number over 0, got {value!r}")
+    return number

@@ -57,7 +57,12 @@ from airflow_provider_hailuo.hooks.connection import (
     ui_field_behaviour,
 )
 from airflow_provider_hailuo.hooks.retry import is_retryable_read, retry_kwargs
-from airflow_provider_hailuo.hooks.submit_rule import SubmitVerdict, may_send_again, submit_verdict
+from airflow_provider_hailuo.hooks.submit_rule import (
+    SubmitVerdict,
+    may_send_again,
+    refused_for_now,
+    submit_verdict,
+)
 
 USER_AGENT = "airflow-provider-hailuo"
 #: A connection test answers within about this many seconds: one attempt, short timeouts.
@@ -240,6 +245,11 @@ class HailuoHook(BaseHook):
         """The vendor's wire, as the connection names it (``api`` extra, else the host)."""
         return _dialect_of(self.settings)
 
+    @property
+    def submits_per_minute(self) -> float | None:
+        """The account's submit allowance (connection extra ``submits_per_minute``), if stated."""
+        return self.settings.submits_per_minute
+
     def _send(
         self,
         call: HttpCall,
@@ -336,23 +346,29 @@ class HailuoHook(BaseHook):
             self.log.warning("%s", resolved.warning)
         return resolved
 
-    def submit(self, request: VideoRequest) -> str:
+    def submit(self, request: VideoRequest, *, wait_out_refusals: bool = True) -> str:
         """
         Queue one paid generation and return its task id.
 
         Sent again only while the evidence says the service created nothing (the rule in
         ``hooks/submit_rule.py``); when the submission may have been accepted it raises
         :class:`HailuoSubmitUncertainError`, naming the connection and when the request was sent.
+
+        ``wait_out_refusals=False`` raises the service's first "not now" (429, its own 503, MiniMax
+        1002) instead of sleeping it out here: a caller that can wait without holding a worker
+        (the submit operator defers) should not sit through five attempts of a rate limit.
+        Failed connects are still retried here.
         """
         resolved = self.validate(request)
         dialect = self.dialect
         sent_at: list[str] = []
+        retryable = may_send_again if wait_out_refusals else _may_send_again_at_once
         try:
             task_id = self._send(
                 resolved.call,
                 partial(dialect.parse_submit, conn_id=self.hailuo_conn_id),
                 what="submit",
-                retryable=may_send_again,
+                retryable=retryable,
                 fresh_connection=True,
                 on_attempt=lambda: sent_at.append(_utc_now()),
             )
@@ -506,6 +522,10 @@ class HailuoHook(BaseHook):
                 return f"{base_url} answered, but not like the Hailuo API ({what}): is the URL right?"
             return f"{base_url} answered {what}: {err.reason or err.message or 'the service may be down'}"
         return f"{base_url} answered, but not like the Hailuo API: is the URL right?"
+
+
+def _may_send_again_at_once(exc: BaseException) -> bool:
+    return may_send_again(exc) and not refused_for_now(exc)
 
 
 def _utc_now() -> str:

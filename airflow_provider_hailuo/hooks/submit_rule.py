@@ -21,6 +21,7 @@ either, but would be refused again: they fail at once.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TypeGuard
 
 from airflow_provider_hailuo.api import (
     HailuoAPIError,
@@ -55,3 +56,13 @@ def submit_verdict(exc: BaseException) -> SubmitVerdict:
 def may_send_again(exc: BaseException) -> bool:
     """The submit's retry predicate: only what proves that nothing was created."""
     return submit_verdict(exc) is SubmitVerdict.NOTHING_CREATED
+
+
+def refused_for_now(exc: BaseException) -> TypeGuard[HailuoTransientError]:
+    """
+    The vendor's own "not now" (429, its own 503, MiniMax 1002): nothing was created, and the wait
+    before sending again is the service's to decide (``retry_after``), often longer than a worker
+    slot should be held. A submit operator waits it out deferred; a failed connect is not one of
+    these (it heals within the hook's short backoff).
+    """
+    return isinstance(exc, HailuoTransientError) and exc.nothing_created

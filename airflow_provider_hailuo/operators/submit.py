@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -19,7 +20,12 @@ from airflow_provider_hailuo.api import (
 from airflow_provider_hailuo.dialects import refuse_what_no_vendor_takes
 from airflow_provider_hailuo.frames import ResolvedFrame
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
-from airflow_provider_hailuo.hooks.submit_rule import SubmitVerdict, submit_verdict
+from airflow_provider_hailuo.hooks.submit_rule import SubmitVerdict, refused_for_now, submit_verdict
+from airflow_provider_hailuo.operators.rate_limit import (
+    DEFAULT_RATE_LIMIT_TIMEOUT,
+    RateLimitedSubmitMixin,
+    as_seconds,
+)
 from airflow_provider_hailuo.operators.request import (
     FRAME_FIELDS,
     REQUEST_FIELDS,
@@ -42,7 +48,7 @@ def _is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
-class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
+class HailuoSubmitVideoOperator(RateLimitedSubmitMixin, ResumableJobMixin, BaseOperator):
     """
     Validate a generation request, submit it once, and return the service's ``task_id``.
 
@@ -70,6 +76,9 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
         connection's prices, ``"0.50 USD"`` or ``{"amount": 0.5, "currency": "USD"}``. A request
         estimated above it, or with no known price, fails before anything is sent.
     :param durable: reuse the task id a failed earlier try bought (Airflow 3.3+; default True).
+    :param rate_limit_timeout: how long the service may keep refusing the submit for now (429, its
+        own 503, MiniMax 1002) before the task fails; the waits happen in the triggerer, neither
+        a worker slot nor an Airflow retry is used. Seconds or a timedelta (default one hour).
     """
 
     template_fields: Sequence[str] = (*REQUEST_FIELDS, "image_conn_id", "max_cost")
@@ -92,6 +101,7 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
         image_conn_id: str | None = None,
         hailuo_conn_id: str = HailuoHook.default_conn_name,
         max_cost: Any = None,
+        rate_limit_timeout: float | timedelta = DEFAULT_RATE_LIMIT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -110,6 +120,7 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
         self.max_cost = max_cost
         if not _is_template(max_cost) and not type(max_cost).__module__.startswith("airflow"):
             parse_budget("max_cost", max_cost)  # a literal limit that cannot be read fails at parse time
+        self.rate_limit_timeout = as_seconds(rate_limit_timeout)
         self._check_literal_values()
 
     def _check_literal_values(self) -> None:
@@ -172,9 +183,13 @@ class HailuoSubmitVideoOperator(ResumableJobMixin, BaseOperator):
 
     # ResumableJobMixin: the "job" is the paid generation; waiting for it is the sensor's job.
     def submit_job(self, context: Any) -> str:
+        self.wait_for_submit_slot(context)  # pacing: may defer, before anything is sent
         try:
-            return self.hook.submit(self._request)
+            # The service's "not now" comes back at once: it is waited out deferred, not here.
+            return self.hook.submit(self._request, wait_out_refusals=False)
         except HailuoError as err:
+            if refused_for_now(err):
+                self.defer_refused_submit(context, err)
             if isinstance(err, HailuoSubmitUncertainError) or submit_verdict(err) is not NOTHING_CREATED:
                 # May have been accepted (an Airflow retry could buy a second video), or refused
                 # by the service for good: either way, no retry.

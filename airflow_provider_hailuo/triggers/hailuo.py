@@ -239,3 +239,31 @@ class HailuoTaskTrigger(BaseTrigger):
                     last.eta if last else None, self.poll_interval, self.max_poll_interval
                 )
             await asyncio.sleep(max(0.0, min(delay, self.deadline - now)))
+
+
+class HailuoWaitTrigger(BaseTrigger):
+    """
+    Fire once at ``until`` (a UNIX time), handing ``payload`` back to the task that deferred.
+
+    A submit that may not go yet (its pacing slot has not come, or the service refused it for now)
+    waits here rather than on a worker. Airflow's ``DateTimeTrigger`` would do, but it wakes a
+    second at a time (pacing needs the instant) and its event carries no state of the task's own
+    (``dag.test()`` drops the deferral's kwargs once an event arrives); ``payload`` carries it.
+    """
+
+    def __init__(self, until: float, payload: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.until = float(until)
+        self.payload = dict(payload or {})
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {"until": self.until, "payload": self.payload},
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        # A sleep may end a little early (clock adjustments): sleep again until the instant is past.
+        while (left := self.until - time.time()) > 0:
+            await asyncio.sleep(left)
+        yield TriggerEvent({**self.payload, "waited_until": self.until})

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from airflow.providers.common.compat.sdk import DAG, Asset, Param, task_group
+from airflow.providers.common.compat.sdk import DAG, Asset, Param, get_current_context, task, task_group
 
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.operators.hailuo import HailuoDownloadVideoOperator, HailuoSubmitVideoOperator
@@ -135,3 +135,29 @@ with DAG(
         task_id="expanded", hailuo_task_id="{{ ti.xcom_pull(task_ids='submit', map_indexes=ti.map_index) }}"
     ).expand(destination=["{{ params.destination }}a.mp4", "{{ params.destination }}b.mp4"])
     waits >> [one_object, grouped, folder, per_index, expanded]
+
+
+with DAG(
+    "hailuo_test_batch",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args={"retries": 2, "retry_delay": timedelta(0)},
+    params={
+        "prompts": Param(type="array", items={"type": "string"}),
+        "destination": Param(type="string", description="folder URI ending in '/'"),
+    },
+) as batch:
+    # One batch, stage by stage: the submits of every prompt, then the waits, then the downloads.
+    @task
+    def prompts() -> list[str]:
+        return list(get_current_context()["params"]["prompts"])
+
+    submits = HailuoSubmitVideoOperator.partial(task_id="submit").expand(prompt=prompts())
+    waits = HailuoTaskSensor.partial(task_id="wait", poll_interval=0.2, deferrable=True).expand(
+        hailuo_task_id=submits.output
+    )
+    landed = HailuoDownloadVideoOperator.partial(
+        task_id="download", destination="{{ params.destination }}", video_checks="off", poster=False
+    ).expand(hailuo_task_id=submits.output)
+    waits >> landed

@@ -55,6 +55,7 @@ SETTINGS: dict[str, Any] = {
     "link_ttl_seconds": 3600.0,
     "time_scale": 10.0,
     "video_bytes": None,
+    "submits_per_minute": None,
 }
 REPO = Path(__file__).resolve().parents[2]
 SPEC = VideoSpec(model=MODEL, prompt="x", duration=6, resolution="768P")
@@ -548,6 +549,8 @@ def test_command_line(tmp_path):
             "1:2",
             "--time-scale",
             "100",
+            "--submits-per-minute",
+            "1",
             "--fault",
             fault,
         ],
@@ -571,14 +574,80 @@ def test_command_line(tmp_path):
         )
         resp = requests.post(f"{url}/v3/async/{MODEL}", json=body, headers=headers, timeout=10)
         assert resp.status_code == 200 and resp.json()["task_id"]
+        # One a minute of service time (0.6 s here): the faulted submit created nothing and took
+        # nothing from the allowance, the accepted one did.
+        resp = requests.post(f"{url}/v3/async/{MODEL}", json=body, headers=headers, timeout=10)
+        assert resp.status_code == 429 and resp.headers["Retry-After"] == "1"
         counters = requests.get(f"{url}/_emulator/counters", timeout=10).json()
-        assert counters["submits"] == 1 and counters["faults_applied"] == 1
+        assert counters["submits"] == 1 and counters["faults_applied"] == 1 and counters["rate_limited"] == 1
     finally:
         proc.terminate()
         _, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert "POST /v3/async/minimax-hailuo-02 -> 200" in stderr
     assert "cli-key" not in stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# The account's allowance (submits_per_minute)
+# --------------------------------------------------------------------------------------------------
+def test_submits_beyond_the_allowance_are_429_with_retry_after_and_create_nothing(emulator):
+    emulator.configure(submits_per_minute=2, time_scale=30.0)  # a minute of service time: 2 s
+    first, second = submit(emulator), submit(emulator)
+    assert first.status_code == second.status_code == 200
+    emulator.add_fault(endpoint="submit", action="status", status=503)
+    refused = submit(emulator)
+    body = assert_error_shape(refused, 429, "RATE_LIMIT_EXCEEDED")
+    assert "rate limit" in body["message"]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 2  # whole seconds, until the first one ages out
+    counters = emulator.counters()
+    assert counters["submits"] == 2 and counters["tasks"] == 2 and counters["rate_limited"] == 1
+    assert counters["status_429"] == 1 and counters["faults_applied"] == 0  # the fault is still there
+    attempts = emulator.submissions()
+    assert [(a["status"], a["rate_limited"]) for a in attempts] == [(200, False), (200, False), (429, True)]
+    assert attempts[2]["task_id"] is None and attempts[0]["at"] <= attempts[2]["at"] <= time.time()
+    time.sleep(2.05)  # the minute has passed for both accepted submits
+    assert submit(emulator).status_code == 503  # the fault, now that the allowance lets it through
+    assert submit(emulator).status_code == 200
+
+
+def test_the_allowance_is_a_sliding_minute_of_accepted_submits(emulator):
+    emulator.configure(submits_per_minute=3, time_scale=60.0)  # a minute: 1 s
+    statuses = []
+    for _ in range(8):
+        statuses.append(submit(emulator).status_code)
+        time.sleep(0.2)
+    # 3 accepted in the first second; then one each time the oldest leaves the minute: never 4 in 1 s.
+    assert statuses[:4] == [200, 200, 200, 429] and 200 in statuses[5:]
+    accepted = [a["at"] for a in emulator.submissions() if a["task_id"]]
+    assert all(later - earlier >= 1.0 - 0.05 for earlier, later in zip(accepted, accepted[3:], strict=False))
+
+
+def test_the_allowance_is_set_over_the_control_api_and_checked(emulator):
+    base = f"{emulator.url}/_emulator"
+    assert (
+        requests.post(f"{base}/config", json={"submits_per_minute": 1}, timeout=10).json()[
+            "submits_per_minute"
+        ]
+        == 1
+    )
+    assert submit(emulator).status_code == 200 and submit(emulator).status_code == 429
+    for bad in (0, -1, 1.5, "5", True):
+        refused = requests.post(f"{base}/config", json={"submits_per_minute": bad}, timeout=10)
+        assert refused.status_code == 400, bad
+    assert requests.post(f"{base}/config", json={"submits_per_minute": None}, timeout=10).status_code == 200
+    assert submit(emulator).status_code == 200
+
+
+def test_minimax_refuses_beyond_the_allowance_with_base_resp_1002_on_http_200(minimax):
+    minimax.configure(submits_per_minute=1, time_scale=30.0)
+    assert base_resp(mm_create(minimax), 0) == "success"
+    refused = mm_create(minimax)
+    assert refused.status_code == 200 and "Retry-After" not in refused.headers
+    assert base_resp(refused, 1002) == "rate limit exceeded"
+    assert "task_id" not in refused.json() or not refused.json()["task_id"]
+    counters = minimax.counters()
+    assert counters["submits"] == 1 and counters["rate_limited"] == 1 and counters["base_resp_1002"] == 1
 
 
 # --------------------------------------------------------------------------------------------------

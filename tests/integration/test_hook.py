@@ -228,6 +228,28 @@ def test_submit_retries_answers_that_prove_nothing_was_created(hailuo_conn, stat
     assert make_hook().get_task_result(task_id).task_id == task_id
 
 
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_caller_that_waits_deferred_gets_the_first_refusal_at_once(hailuo_conn, status):
+    """The submit operator defers on a refusal: the hook must not sit through its attempts first."""
+    hailuo_conn.add_fault(endpoint="submit", action="status", status=status, retry_after=7, count=2)
+    with pytest.raises(HailuoTransientError) as info:
+        make_hook(retry_limit=5).submit(VideoRequest(prompt="p"), wait_out_refusals=False)
+    assert info.value.nothing_created and info.value.retry_after == 7
+    counters = hailuo_conn.counters()
+    assert counters["submit_requests"] == 1 and counters["submits"] == 0
+
+
+def test_a_caller_that_waits_deferred_still_has_failed_connects_retried_here(hailuo_conn, monkeypatch):
+    from tests.support.fault_proxy import Fault, FaultProxy
+    from tests.support.submit_faults import retrying_with_heal
+
+    with FaultProxy(hailuo_conn.url, Fault("refused", "connect", "refuse")) as proxy:
+        monkeypatch.setenv("AIRFLOW_CONN_HAILUO_DEFAULT", hailuo_conn_json(proxy.url, EMULATOR_KEY))
+        monkeypatch.setattr(HailuoHook, "_retrying", retrying_with_heal(proxy))
+        task_id = make_hook().submit(VideoRequest(prompt="p"), wait_out_refusals=False)
+    assert list(hailuo_conn.tasks()) == [task_id]  # refused once, healed, sent again: one task
+
+
 @pytest.mark.parametrize("status", [500, 502, 504])
 def test_submit_never_retries_an_answer_that_may_have_created_a_task(hailuo_conn, status):
     hailuo_conn.add_fault(endpoint="submit", action="status", status=status, count=1)

@@ -55,6 +55,12 @@ def test_rate_limits_on_submit_and_poll_are_waited_out(airflow_db, hailuo_conn, 
         example_dag("hailuo_daily_content"), {"prompts": ["p"], "destination": tmp_path.as_uri() + "/"}
     )
     assert outcome.state == "success"
+    assert outcome.tries("generate.submit") == [1]
+    # The submit's two refusals were waited out in a trigger each (no worker slot held), the reads'
+    # in the hook (a read is quick to retry and costs nothing).
+    (submit_waits,) = outcome.deferrals("generate.submit")
+    assert [d.classpath.rsplit(".", 1)[1] for d in submit_waits] == ["HailuoWaitTrigger"] * 2
+    assert [d.event["refusals"] for d in submit_waits] == [1, 2]
     counters = hailuo_conn.counters()
     assert counters["submit_requests"] == 3 and counters["submits"] == 1
     assert counters["status_429"] == 5 and counters["status_503"] == 2

@@ -173,15 +173,18 @@ def test_daily_content_lands_its_videos_in_each_dialect(airflow_db, vendor, tmp_
 # --------------------------------------------------------------------------------------------------
 # MiniMax's error classes (base_resp.status_code on an HTTP 200)
 # --------------------------------------------------------------------------------------------------
-def test_minimax_1002_on_submit_is_waited_out_and_sent_again(airflow_db, minimax, caplog):
+def test_minimax_1002_on_submit_is_waited_out_in_the_triggerer_and_sent_again(airflow_db, minimax):
     minimax.add_fault(endpoint="submit", action="base_resp", code=1002, count=1)
     outcome = submit_and_wait()
     assert outcome.state == "success"
-    assert outcome.tries("submit") == [1]  # waited out inside the try, not by an Airflow retry
+    assert outcome.tries("submit") == [1]  # waited out within the try, not by an Airflow retry
+    ((deferral,),) = outcome.deferrals("submit")  # on no worker: in a trigger, for MiniMax's 12 s
+    assert deferral.classpath == "airflow_provider_hailuo.triggers.hailuo.HailuoWaitTrigger"
+    assert deferral.event["refusals"] == 1
+    assert 12.0 <= deferral.kwargs["until"] - deferral.event["rate_limited_since"] <= 18.0  # + jitter
     counters = minimax.counters()
     assert counters["base_resp_1002"] == 1
     assert counters["submit_requests"] == 2 and counters["submits"] == 1
-    assert "Hailuo submit attempt 1 failed (HailuoTransientError); retrying in 12.0s" in caplog.text
 
 
 @pytest.mark.parametrize("code", [1004, 1008, 2013, 1026])

@@ -13,6 +13,11 @@ Works on every supported Airflow (2.11 to 3.3). What differs between versions, a
 - Assets (datasets on 2.x) named in outlets must be known to the database for a task to emit
   events: 3.1+ ``dag.test()`` writes the DAG from its bundle first, 2.x and 3.0 do not, so
   ``_write_dag_to_db()`` does it there the way the DAG processor would.
+- ``dag.test()`` runs one task instance at a time, and a deferred one's trigger inline, blocking
+  the others; in a deployment the mapped instances of a task wait side by side in the triggerer.
+  For a timeline that depends on that (pacing: map index *i* sends at ``run start + i * interval``),
+  ``run_dag(..., in_map_index_order=...)`` starts the instances of those tasks in map-index order,
+  which reproduces it; ``RunOutcome.stints`` says when each task instance held a worker.
 - On 3.0 to 3.2, ``dag.test()`` builds a new in-process Execution API app (seconds of route
   generation) for every task it runs, and sends the first request before the app's lifespan has
   set up its service registry. 3.3 builds one app per process; ``_one_in_process_api_server()``
@@ -27,6 +32,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,17 +72,22 @@ class Deferral:
     classpath: str
     kwargs: dict[str, Any]
     event: Any  # the trigger's event payload; None if the trigger ended without one
+    started: float = 0.0  # UNIX times the trigger ran between
+    ended: float = 0.0
 
 
 @dataclass
 class RunOutcome:
     state: str
     run_id: str
+    started: datetime | None = None  # the run's start_date
     tis: dict[tuple[str, int], Any] = field(default_factory=dict)
     xcoms: dict[tuple[str, int], Any] = field(default_factory=dict)
     deferred: dict[tuple[str, int], list[Deferral]] = field(default_factory=dict)
     #: XComs pushed under other keys than ``return_value``: (task id, map index, key) -> value.
     keyed: dict[tuple[str, int, str], Any] = field(default_factory=dict)
+    #: Per task instance, the (start, end) UNIX times it ran on a worker: a deferral ends one.
+    stints: dict[tuple[str, int], list[tuple[float, float]]] = field(default_factory=dict)
 
     def states(self, task_id: str) -> list[str]:
         return [str(ti.state) for (tid, _), ti in sorted(self.tis.items()) if tid == task_id]
@@ -109,27 +120,62 @@ def _dag_test_module():
     return module
 
 
+def _stints(started: float, ended: float, deferrals: list[Deferral]) -> list[tuple[float, float]]:
+    """A run of a task instance, from ``started`` to ``ended``, minus the triggers it waited in."""
+    stints, at = [], started
+    for deferral in deferrals:
+        if started <= deferral.started <= ended:
+            stints.append((at, deferral.started))
+            at = deferral.ended
+    stints.append((at, ended))
+    return stints
+
+
 @contextmanager
-def _recording_deferrals(record: dict[tuple[str, int], list[Deferral]]) -> Iterator[None]:
-    """Note, per task instance, every trigger ``dag.test()`` runs inline for it."""
+def _recording_deferrals(
+    record: dict[tuple[str, int], list[Deferral]],
+    stints: dict[tuple[str, int], list[tuple[float, float]]],
+    in_map_index_order: frozenset[str] = frozenset(),
+) -> Iterator[None]:
+    """
+    Note, per task instance, every trigger ``dag.test()`` runs inline for it and when it held a
+    worker; start the instances of the ``in_map_index_order`` tasks in map-index order (one that
+    comes too early is left SCHEDULED, and ``dag.test()`` offers it again on its next pass).
+    """
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
     module = _dag_test_module()
     run_task, run_inline_trigger = module._run_task, module._run_inline_trigger
-    running: list[tuple[str, int]] = []
+    running: list[tuple[tuple[str, int], Any, Any]] = []  # (key, task instance, its task)
+    started_tis: set[tuple[str, int]] = set()
 
     def run_task_noting_the_ti(*args, **kwargs):
         ti = kwargs["ti"]
-        running.append((ti.task_id, ti.map_index))
+        key = (ti.task_id, ti.map_index)
+        too_early = ti.task_id in in_map_index_order and ti.map_index > 0
+        if too_early and (ti.task_id, ti.map_index - 1) not in started_tis:
+            return None
+        started_tis.add(key)
+        running.append((key, ti, getattr(ti, "task", None)))
+        started = time.time()
         try:
             return run_task(*args, **kwargs)
         finally:
             running.pop()
+            stints.setdefault(key, []).extend(_stints(started, time.time(), record.get(key, [])))
 
     def run_inline_trigger_noting_it(trigger, *args, **kwargs):
         classpath, trigger_kwargs = trigger.serialize()
+        started = time.time()
         event = run_inline_trigger(trigger, *args, **kwargs)
-        key = running[-1] if running else ("?", -1)
+        key, ti, task = running[-1] if running else (("?", -1), None, None)
+        if not AIRFLOW_V_3_0_PLUS and ti is not None:
+            # Airflow 2's dag.test() resumes the task instance it ran, whose task that run swapped for
+            # its unmapped copy; a worker loads the task afresh. Without this, a mapped task that
+            # defers and whose output a downstream expands fails on resume (UnmappableXComTypePushed).
+            ti.task = task
         record.setdefault(key, []).append(
-            Deferral(classpath, dict(trigger_kwargs), getattr(event, "payload", None))
+            Deferral(classpath, dict(trigger_kwargs), getattr(event, "payload", None), started, time.time())
         )
         return event
 
@@ -165,6 +211,24 @@ def _one_in_process_api_server() -> None:
     supervisor.in_process_api_server = in_process_api_server
 
 
+def start_the_execution_api() -> None:
+    """
+    Start the in-process Execution API now rather than in the run's first task (seconds, once per
+    process): a deployment's API server is up before a run starts, and a test that times its run
+    from the run's start should not count it.
+    """
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if AIRFLOW_V_3_0_PLUS:
+        import httpx
+        from airflow.sdk.execution_time import supervisor
+
+        _one_in_process_api_server()
+        transport = supervisor.in_process_api_server().transport
+        # The first request starts the app (tens of seconds on a busy machine); any path will do.
+        httpx.Client(transport=transport, base_url="http://in-process.invalid.").get("/execution/health")
+
+
 def _write_dag_to_db(dag) -> None:
     """On 2.x and 3.0 record the DAG and its assets as parsed, as 3.1+ ``dag.test()`` does itself."""
     from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
@@ -191,7 +255,9 @@ def _write_dag_to_db(dag) -> None:
     SchedulerDAG.bulk_write_to_db(bundle.name, None, [LazyDeserializedDAG(data=SerializedDAG.to_dict(dag))])
 
 
-def run_dag(dag, run_conf: dict[str, Any] | None = None) -> RunOutcome:
+def run_dag(
+    dag, run_conf: dict[str, Any] | None = None, *, in_map_index_order: tuple[str, ...] = ()
+) -> RunOutcome:
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -200,9 +266,16 @@ def run_dag(dag, run_conf: dict[str, Any] | None = None) -> RunOutcome:
     _write_dag_to_db(dag)
     xcom = xcom_model()
     deferred: dict[tuple[str, int], list[Deferral]] = {}
-    with _recording_deferrals(deferred):
+    stints: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    with _recording_deferrals(deferred, stints, frozenset(in_map_index_order)):
         dagrun = dag.test(run_conf=run_conf or {})
-    outcome = RunOutcome(state=str(dagrun.state), run_id=dagrun.run_id, deferred=deferred)
+    outcome = RunOutcome(
+        state=str(dagrun.state),
+        run_id=dagrun.run_id,
+        started=dagrun.start_date,
+        deferred=deferred,
+        stints=stints,
+    )
     with create_session() as session:
         tis = session.scalars(
             select(TaskInstance).where(

@@ -123,6 +123,20 @@ def test_a_malformed_prices_extra_does_not_stop_reading_the_connection():
     assert connection_settings(conn(), {"prices": "{not json"}).prices == "{not json"
 
 
+@pytest.mark.parametrize(("given", "read"), [(None, None), ("", None), (5, 5.0), ("2.5", 2.5), (20, 20.0)])
+def test_submits_per_minute_is_read_as_a_number_and_unset_means_no_pacing(given, read):
+    extra = {} if given is None else {"submits_per_minute": given}
+    assert connection_settings(conn(), extra).submits_per_minute == read
+    form_stored = {"extra__hailuo__submits_per_minute": given} if given is not None else {}
+    assert connection_settings(conn(), form_stored).submits_per_minute == read
+
+
+@pytest.mark.parametrize("bad", ["five", -5, 0, "0", "nan", "inf", True, [5]])
+def test_a_bad_submits_per_minute_is_refused_naming_the_extra_and_the_connection(bad):
+    with pytest.raises(HailuoError, match=r"'c1'.*`submits_per_minute` must be a number over 0"):
+        connection_settings(conn(conn_id="c1"), {"submits_per_minute": bad})
+
+
 @pytest.mark.parametrize("bad", ["abc", -1, 0, "nan", "inf", "1e999"])
 def test_a_bad_timeout_names_the_extra(bad):
     with pytest.raises(Exception, match="timeout"):
@@ -131,10 +145,19 @@ def test_a_bad_timeout_names_the_extra(bad):
 
 def test_the_form_declares_every_documented_extra_with_a_label():
     fields = conn_fields()
-    assert set(fields) == {"api", "group_id", "verify", "ca_bundle", "timeout", "prices"}
+    assert set(fields) == {
+        "api",
+        "group_id",
+        "verify",
+        "ca_bundle",
+        "timeout",
+        "prices",
+        "submits_per_minute",
+    }
     assert fields["verify"]["schema"]["type"][0] == "boolean"  # a toggle, not a text box
     assert fields["prices"]["schema"]["type"][0] == "object"  # a JSON field
     assert '"currency": "USD"' in fields["prices"]["description"]  # with an example
+    assert fields["submits_per_minute"]["schema"]["type"] == ["number", "null"]  # 2.5 a minute is one
     assert all(f["label"] and f["description"] for f in fields.values())
     info = get_provider_info()["connection-types"][0]
     assert info["conn-fields"] == fields
@@ -151,6 +174,9 @@ def test_older_airflow_forms_get_the_same_fields_from_the_hook():
     # Airflow < 3.2 drops a hook's whole form for any field class but its four plain ones.
     assert widgets["prices"].field_class is StringField
     assert type(widgets["prices"].kwargs["widget"]).__name__ == "BS3TextAreaFieldWidget"
+    # The only field classes Airflow 2's form takes: one other class and it drops the whole form.
+    allowed = {"StringField", "IntegerField", "BooleanField", "PasswordField"}
+    assert {w.field_class.__name__ for w in widgets.values()} <= allowed
     behaviour = HailuoHook.get_ui_field_behaviour()
     assert behaviour["relabeling"]["password"] == "API key"
 

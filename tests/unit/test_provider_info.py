@@ -88,7 +88,7 @@ def test_the_connection_form_is_labelled_on_this_airflow_version(tmp_path):
         check=True,
     )
     form = json.loads(done.stdout.strip().splitlines()[-1])
-    extras = ("api", "ca_bundle", "group_id", "prices", "timeout", "verify")
+    extras = ("api", "ca_bundle", "group_id", "prices", "submits_per_minute", "timeout", "verify")
     assert form["fields"] == [f"extra__hailuo__{name}" for name in extras]
     assert form["behaviour"]["relabeling"]["password"] == "API key"
     # Airflow 2's Test script needs the Extra box on the page; the React forms keep raw JSON apart.

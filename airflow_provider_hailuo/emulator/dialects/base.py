@@ -1,10 +1,11 @@
 """
 What every dialect does the same way: the order of a submit and of a task read.
 
-A submit is counted, authenticated, parsed, validated, recorded, maybe faulted, and only then
-creates a (paid) task; a read is counted, authenticated, looked up, maybe faulted, then answered.
-That order decides which requests eat a fault and which ones cost money, so it lives here once; a
-dialect module only words each step on the wire (paths, field names, status words, error shapes).
+A submit is counted, authenticated, parsed, validated, checked against the account's allowance
+(``submits_per_minute``), recorded, maybe faulted, and only then creates a (paid) task; a read is
+counted, authenticated, looked up, maybe faulted, then answered. That order decides which requests
+eat a fault and which ones cost money, so it lives here once; a dialect module only words each step
+on the wire (paths, field names, status words, error shapes).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import math
 import secrets
 import time
 import uuid
@@ -63,6 +65,11 @@ class Dialect(ABC):
         self, status: int, message: str, reason: str | None = None, headers: dict[str, str] | None = None
     ) -> web.Response:
         """An HTTP error status in this vendor's error body."""
+
+    def rate_limited(self, state: EmulatorState, wait: float) -> web.Response:
+        """The answer to a submit beyond the allowance: 429 with ``Retry-After`` (whole seconds)."""
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+        return self.http_error(429, "rate limit exceeded: too many video generation requests", None, headers)
 
     @abstractmethod
     def unauthorized(self, state: EmulatorState) -> web.Response:
@@ -132,6 +139,7 @@ class Dialect(ABC):
         except ValueError as err:
             body, problem = raw.decode("utf-8", "replace"), f"request body is not valid JSON: {err}"
         task: Task | None = None
+        wait: float | None = None
         if not self.authorized(request, state.config.api_key):
             response = self.unauthorized(state)
         elif problem is not None:
@@ -142,8 +150,15 @@ class Dialect(ABC):
             except WireError as err:
                 response = self.invalid(state, err)
             else:
-                response, task = await self._create(request, state, spec, body)
-        state.record_submission(request.path, body, response.status, task.task_id if task else None)
+                wait = state.rate_limit_wait()
+                if wait is not None:  # refused before any fault is consumed: nothing is created
+                    state.count("rate_limited")
+                    response = self.rate_limited(state, wait)
+                else:
+                    response, task = await self._create(request, state, spec, body)
+        state.record_submission(
+            request.path, body, response.status, task.task_id if task else None, rate_limited=wait is not None
+        )
         return response
 
     async def _create(

@@ -152,6 +152,10 @@ class MiniMaxDialect(Dialect):
         body = {"base_resp": {"status_code": code, "status_msg": message}}
         return web.json_response(body, status=rule.status, headers=headers)
 
+    def rate_limited(self, state: EmulatorState, wait: float) -> web.Response:
+        """MiniMax's way (API.md 5): HTTP 200 with ``base_resp`` 1002 and no ``Retry-After``."""
+        return self.base_resp(state, 1002)
+
     def unauthorized(self, state: EmulatorState) -> web.Response:
         return self.base_resp(state, 1004)
 
