@@ -40,6 +40,8 @@ from tests.support.net import free_port, wait_for
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
 DAILY_DAG_ID = "hailuo_daily_content"
+#: a module in AIRFLOW_HOME/config: ``hostname()`` names a component's job rows after it
+HOSTNAME_MODULE = "e2e_component"
 
 FINISHED_RUN_STATES = ("success", "failed")
 
@@ -226,41 +228,41 @@ class AirflowDeployment:
         self.components[name] = component
         return component
 
-    def start_triggerer(self, name: str = "triggerer", register: bool = False) -> Component:
+    def start_triggerer(self, name: str = "triggerer") -> Component:
         """
-        Start a triggerer. Every triggerer gets its own log-server port: two on one host would
-        otherwise fight over 8794 (they run with --skip-serve-logs here anyway, since Airflow's log
-        servers listen on every interface). With ``register``, wait for its TriggererJob row and
-        note its id in :attr:`triggerer_jobs` (start triggerers one by one for that).
+        Start a triggerer. Each one has its own log-server port (two on one host would otherwise
+        fight over 8794; they run with --skip-serve-logs here anyway, since Airflow's log servers
+        listen on every interface), and its name as the hostname of its job row, which is how
+        :meth:`triggerer_job` tells the triggerers of one host apart.
         """
-        known = self._triggerer_job_ids()
-        component = self.start_component(
+        return self.start_component(
             name,
             "triggerer",
             "--skip-serve-logs",
-            env={"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())},
-        )
-        if register:
-            self._register_triggerer(name, known)
-        return component
-
-    def _register_triggerer(self, name: str, known: set[int]) -> None:
-        """Wait for the first TriggererJob row not in ``known`` and note it as ``name``'s."""
-
-        def new_job() -> int | None:
-            self._ensure_alive()
-            fresh = self._triggerer_job_ids(running=True) - known
-            return min(fresh) if fresh else None
-
-        self.triggerer_jobs[name] = wait_for(
-            f"{name} to register its job", new_job, 180, 0.5, detail=self.logs_tail, error=DeploymentError
+            env={
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{HOSTNAME_MODULE}.hostname",
+                "E2E_COMPONENT_NAME": name,
+            },
         )
 
-    def _triggerer_job_ids(self, running: bool = False) -> set[int]:
-        sql = "SELECT id FROM job WHERE job_type = 'TriggererJob'"
-        if running:
-            sql += " AND state = 'running'"
-        return {row["id"] for row in self.query(sql)}
+    def triggerer_job(self, name: str) -> int | None:
+        """The TriggererJob id of the triggerer started last as ``name`` (None before it registers)."""
+        rows = self.query(
+            "SELECT max(id) AS id FROM job WHERE job_type = 'TriggererJob' AND hostname = :name", name=name
+        )
+        return rows[0]["id"] if rows else None
+
+    def _write_hostname_module(self) -> None:
+        # AIRFLOW_HOME/config is on every Airflow process's sys.path.
+        config = self.home / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        (config / f"{HOSTNAME_MODULE}.py").write_text(
+            '"""The hostname of a component\'s job rows: its name in the e2e deployment."""\n\n'
+            "import os\nimport socket\n\n\n"
+            "def hostname() -> str:\n"
+            '    return os.environ.get("E2E_COMPONENT_NAME") or socket.getfqdn()\n'
+        )
 
     def start_celery_worker(self, name: str = "celery-worker") -> Component:
         # --skip-serve-logs: the worker's log server would listen on every interface (see above).
@@ -275,11 +277,15 @@ class AirflowDeployment:
             "--without-mingle",
         )
 
-    def kill_component(self, name: str) -> None:
-        """SIGKILL the component and every process of its group, like a lost machine."""
-        component = self.components[name]
+    def kill_component(self, name: str) -> Component:
+        """
+        SIGKILL the component and every process of its group, like a lost machine. It is no longer
+        one of :attr:`components` (whose deaths fail the waits); start it again by its name.
+        """
+        component = self.components.pop(name)
         _signal_group(component.pid, signal.SIGKILL)
         component.process.wait(timeout=30)
+        return component
 
     def stop_component(self, name: str, grace: float = 15) -> None:
         component = self.components.pop(name, None)
@@ -332,12 +338,10 @@ class AirflowDeployment:
         started = time.monotonic()
         self.airflow("db", "migrate", timeout=300)
         self.timings["db migrate"] = time.monotonic() - started
-        # Several triggerers are told apart by their job rows, which carry no pid: each one starts
-        # once the one before has registered, while the other components start meanwhile.
+        self._write_hostname_module()
         names = ["triggerer", *(f"triggerer-{n}" for n in range(2, self.triggerers + 1))]
-        register = len(names) > 1
-        known = self._triggerer_job_ids()
-        self.start_triggerer(names[0])
+        for name in names:
+            self.start_triggerer(name)
         self.start_component("api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.api_port))
         self.start_component("dag-processor", "dag-processor")
         # --skip-serve-logs: Airflow's log servers bind every interface; the api-server reads the
@@ -345,13 +349,6 @@ class AirflowDeployment:
         self.start_component("scheduler", "scheduler", "--skip-serve-logs")
         if self.celery:
             self.start_celery_worker()
-        for name, following in zip(names, [*names[1:], None], strict=True):
-            if register:
-                self._register_triggerer(name, known)
-                known = self._triggerer_job_ids()
-            if following:
-                self.start_triggerer(following)
-        self.timings["triggerers registered"] = time.monotonic() - started
         # The logs' tail is read when a wait times out, so it shows what went wrong meanwhile.
         wait_for("the api-server", self._api_ready, 180, 0.5, detail=self.logs_tail, error=DeploymentError)
         self.timings["api-server ready"] = time.monotonic() - started
@@ -375,6 +372,15 @@ class AirflowDeployment:
                 detail=self.logs_tail,
                 error=DeploymentError,
             )
+
+        def registered() -> dict[str, int] | None:
+            self._ensure_alive()
+            jobs = {name: self.triggerer_job(name) for name in names}
+            return {n: j for n, j in jobs.items() if j is not None} if all(jobs.values()) else None
+
+        self.triggerer_jobs = wait_for(
+            "the triggerers to register", registered, 180, 0.5, detail=self.logs_tail, error=DeploymentError
+        )
         self.timings["started"] = time.monotonic() - started
         return self
 

@@ -69,7 +69,7 @@ def ensure_packages(install: bool = True) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
         try:
-            result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+            result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         except (OSError, subprocess.TimeoutExpired) as err:
             raise ServiceUnavailable(f"`{' '.join(cmd)}` failed: {err!r}") from err
         if result.returncode != 0:
