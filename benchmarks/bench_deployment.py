@@ -211,6 +211,26 @@ def run_pipeline(
     return result
 
 
+def parsed_or_why_not(airflow: AirflowDeployment, pipeline: Pipeline, timeout: float = 180) -> str | None:
+    """
+    Wait for a pipeline's DAG to be parsed, and unpause it; return None, or why it cannot run (its
+    file's import error). The example DAGs are waited for by the deployment itself.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if airflow.query("SELECT 1 FROM serialized_dag WHERE dag_id = :d", d=pipeline.dag_id):
+            airflow.api("PATCH", f"/api/v2/dags/{pipeline.dag_id}", json={"is_paused": False})
+            return None
+        errors = airflow.query("SELECT filename, stacktrace FROM import_error")
+        for row in errors:
+            if pipeline.dag_folder and any(
+                str(row["filename"]).endswith(f.name) for f in pipeline.dag_folder.glob("*.py")
+            ):
+                return f"its DAG file does not import: {str(row['stacktrace']).strip().splitlines()[-1]}"
+        time.sleep(2)
+    return f"its DAG {pipeline.dag_id} was not parsed within {timeout:.0f} s"
+
+
 # -- reporting ----------------------------------------------------------------------------------------
 def table(results: list[Measurement]) -> str:
     head = (
@@ -362,7 +382,7 @@ def main() -> int:
             broker_url=redis.url,
             worker_concurrency=args.worker_slots,
             triggerers=2,
-            dag_ids=[p.dag_id for p in pipelines],
+            dag_ids=[p.dag_id for p in pipelines if p.dag_folder is None],
             extra_dag_folders=sorted({p.dag_folder for p in pipelines if p.dag_folder}),
         )
         try:
@@ -381,6 +401,12 @@ def main() -> int:
             }
             context["load before"] = os.getloadavg()[0]
             for pipeline in pipelines:
+                why_not = parsed_or_why_not(airflow, pipeline) if pipeline.dag_folder else None
+                if why_not:
+                    note = f"{pipeline.title} skipped: {why_not}"
+                    print(note, file=sys.stderr, flush=True)
+                    context["skipped"] = "; ".join(filter(None, [context["skipped"], note]))
+                    continue
                 print(f"running {pipeline.title} with {args.videos} videos ...", file=sys.stderr, flush=True)
                 result = run_pipeline(
                     airflow, services, emu, pipeline, args.videos, destination / pipeline.key, args.timeout
