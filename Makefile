@@ -10,7 +10,8 @@ CONSTRAINTS := constraints/airflow-3.3.txt
 COMPAT_VERSIONS ?= 2.11 3.0 3.1 3.2
 COMPAT_STAMPS := $(foreach v,$(COMPAT_VERSIONS),.venvs/airflow-$(v)/.installed-stamp)
 
-.PHONY: install demo test lint unit test-e2e bench clean test-compat compat-install
+.PHONY: install demo test lint unit test-e2e bench clean test-compat compat-install install-deployment \
+	bench-deployment
 .PRECIOUS: .venvs/airflow-%/.installed-stamp
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
@@ -21,19 +22,30 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 
 install: $(STAMP)
 
+# The CeleryExecutor deployment (Postgres + Redis) of the e2e tests and `make bench-deployment`: the
+# celery provider, celery[redis] and psycopg2 go into .venv with the same constraints, pinned in
+# requirements/deployment-celery.txt. `make install` alone does not bring them.
+DEPLOY_REQUIREMENTS := requirements/deployment-celery.txt
+DEPLOY_STAMP := $(VENV)/.deployment-stamp
+$(DEPLOY_STAMP): $(STAMP) $(DEPLOY_REQUIREMENTS) $(CONSTRAINTS)
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -r $(DEPLOY_REQUIREMENTS)
+	touch $(DEPLOY_STAMP)
+
+install-deployment: $(DEPLOY_STAMP)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 ## The whole suite: lint, unit, integration (emulator, S3 server, dag.test) and e2e (real deployment).
-test: lint
+test: lint install-deployment
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 unit: install
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-test-e2e: install
+test-e2e: install-deployment
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 ## The example DAG end to end against the bundled emulator; videos land under ./demo-output/.
@@ -69,6 +81,12 @@ compat-%: .venvs/airflow-%/.installed-stamp
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
+
+## A real CeleryExecutor deployment (Postgres, Redis, two triggerers, an 8-slot worker) runs N videos
+## through the example DAG; Airflow's CPU per video by component (~15 min for N=50).
+N ?= 50
+bench-deployment: install-deployment
+	$(BIN)/python benchmarks/bench_deployment.py --videos $(N) --append-results
 
 clean:
 	rm -rf $(VENV) .venvs demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -1,13 +1,19 @@
 """
-A real Airflow deployment for end-to-end tests: its own AIRFLOW_HOME, a SQLite metadata database,
-LocalExecutor, and the api-server, scheduler, triggerer and dag-processor as separate processes.
+A real Airflow deployment for end-to-end tests and benchmarks: its own AIRFLOW_HOME, and the
+api-server, scheduler, triggerer(s) and dag-processor as separate processes. Two kinds:
+
+- LocalExecutor on a SQLite file in AIRFLOW_HOME (the default; tasks run under the scheduler);
+- CeleryExecutor on a Postgres database and a Redis broker (``executor="CeleryExecutor"``,
+  ``database_url``, ``broker_url``: tests/support/services.py starts both), with a
+  ``celery worker`` process of ``worker_concurrency`` slots and ``triggerers`` triggerers.
 
 Every process runs in its own session (process group), writes to its own log file, and is stopped
 group-wide (SIGTERM, then SIGKILL); a last sweep kills anything still carrying this AIRFLOW_HOME.
 
-The test process reads the deployment's metadata database directly (SQLAlchemy on the SQLite file)
-and decrypts trigger kwargs with the deployment's Fernet key: the pytest process's own Airflow
-configuration (tests/conftest.py) points at another AIRFLOW_HOME and is left alone.
+The test process reads the deployment's metadata database directly (SQLAlchemy on the SQLite file
+or the Postgres URL) and decrypts trigger kwargs with the deployment's Fernet key: the pytest
+process's own Airflow configuration (tests/conftest.py) points at another AIRFLOW_HOME and is left
+alone.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +39,9 @@ from tests.support.net import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
+DAILY_DAG_ID = "hailuo_daily_content"
+#: a module in AIRFLOW_HOME/config: ``hostname()`` names a component's job rows after it
+HOSTNAME_MODULE = "e2e_component"
 
 FINISHED_RUN_STATES = ("success", "failed")
 
@@ -71,9 +81,25 @@ class AirflowDeployment:
     home: Path
     extra_env: Mapping[str, str]
     parallelism: int = 4
+    #: "LocalExecutor" or "CeleryExecutor" (which needs ``broker_url`` and a server database)
+    executor: str = "LocalExecutor"
+    #: SQLAlchemy URL of the metadata database; None: a SQLite file in ``home``
+    database_url: str | None = None
+    broker_url: str | None = None
+    worker_concurrency: int = 8
+    triggerers: int = 1
+    #: DAGs to wait for (parsed) and unpause at start
+    dag_ids: Sequence[str] = (DAILY_DAG_ID,)
+    #: more folders of DAG files, each its own bundle next to the example DAGs
+    extra_dag_folders: Sequence[Path] = ()
     api_port: int = field(default_factory=free_port)
     fernet_key: str = field(default_factory=lambda: Fernet.generate_key().decode())
     components: dict[str, Component] = field(default_factory=dict)
+    #: triggerer component name -> its TriggererJob id (the ``triggerer_id`` of the triggers it holds)
+    triggerer_jobs: dict[str, int] = field(default_factory=dict)
+    execution_api_warmup_seconds: float | None = None
+    #: seconds taken by the phases of :meth:`start`
+    timings: dict[str, float] = field(default_factory=dict)
     _engine: sa.Engine | None = None
     _token: str | None = None
 
@@ -81,6 +107,26 @@ class AirflowDeployment:
     @property
     def db_path(self) -> Path:
         return self.home / "airflow.db"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.db_path}"
+
+    @property
+    def celery(self) -> bool:
+        return self.executor == "CeleryExecutor"
+
+    @property
+    def bundles(self) -> list[dict[str, Any]]:
+        folders = [("examples", DAGS), *((f"extra{i}", f) for i, f in enumerate(self.extra_dag_folders))]
+        return [
+            {
+                "name": name,
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(folder), "refresh_interval": 0},
+            }
+            for name, folder in folders
+        ]
 
     @property
     def log_folder(self) -> Path:
@@ -100,8 +146,8 @@ class AirflowDeployment:
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.db_url,
+                "AIRFLOW__CORE__EXECUTOR": self.executor,
                 "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
@@ -116,15 +162,7 @@ class AirflowDeployment:
                 "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-jwt-secret-" + self.fernet_key[:16],
                 "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.log_folder),
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-                "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
-                    [
-                        {
-                            "name": "examples",
-                            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-                            "kwargs": {"path": str(DAGS), "refresh_interval": 0},
-                        }
-                    ]
-                ),
+                "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(self.bundles),
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
@@ -140,6 +178,17 @@ class AirflowDeployment:
                 "no_proxy": "*",
             }
         )
+        if self.celery:
+            if not (self.broker_url and self.database_url):
+                raise DeploymentError("CeleryExecutor needs broker_url and database_url")
+            env.update(
+                {
+                    "AIRFLOW__CELERY__BROKER_URL": self.broker_url,
+                    # Celery's database result backend on the metadata database (SQLAlchemy URL).
+                    "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.database_url,
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
+                }
+            )
         env.update(self.extra_env)
         return env
 
@@ -160,7 +209,7 @@ class AirflowDeployment:
             )
         return result
 
-    def start_component(self, name: str, *args: str) -> Component:
+    def start_component(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> Component:
         """Start ``airflow <args>`` in its own session; a second start of ``name`` gets a new log file."""
         self.process_log_folder.mkdir(parents=True, exist_ok=True)
         number = sum(1 for c in self.process_log_folder.glob(f"{name}*.log"))
@@ -168,7 +217,7 @@ class AirflowDeployment:
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "airflow", *args],
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -179,14 +228,64 @@ class AirflowDeployment:
         self.components[name] = component
         return component
 
-    def start_triggerer(self) -> Component:
-        return self.start_component("triggerer", "triggerer", "--skip-serve-logs")
+    def start_triggerer(self, name: str = "triggerer") -> Component:
+        """
+        Start a triggerer. Each one has its own log-server port (two on one host would otherwise
+        fight over 8794; they run with --skip-serve-logs here anyway, since Airflow's log servers
+        listen on every interface), and its name as the hostname of its job row, which is how
+        :meth:`triggerer_job` tells the triggerers of one host apart.
+        """
+        return self.start_component(
+            name,
+            "triggerer",
+            "--skip-serve-logs",
+            env={
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{HOSTNAME_MODULE}.hostname",
+                "E2E_COMPONENT_NAME": name,
+            },
+        )
 
-    def kill_component(self, name: str) -> None:
-        """SIGKILL the component and every process of its group, like a lost machine."""
-        component = self.components[name]
+    def triggerer_job(self, name: str) -> int | None:
+        """The TriggererJob id of the triggerer started last as ``name`` (None before it registers)."""
+        rows = self.query(
+            "SELECT max(id) AS id FROM job WHERE job_type = 'TriggererJob' AND hostname = :name", name=name
+        )
+        return rows[0]["id"] if rows else None
+
+    def _write_hostname_module(self) -> None:
+        # AIRFLOW_HOME/config is on every Airflow process's sys.path.
+        config = self.home / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        (config / f"{HOSTNAME_MODULE}.py").write_text(
+            '"""The hostname of a component\'s job rows: its name in the e2e deployment."""\n\n'
+            "import os\nimport socket\n\n\n"
+            "def hostname() -> str:\n"
+            '    return os.environ.get("E2E_COMPONENT_NAME") or socket.getfqdn()\n'
+        )
+
+    def start_celery_worker(self, name: str = "celery-worker") -> Component:
+        # --skip-serve-logs: the worker's log server would listen on every interface (see above).
+        return self.start_component(
+            name,
+            "celery",
+            "worker",
+            "--skip-serve-logs",
+            "--concurrency",
+            str(self.worker_concurrency),
+            "--without-gossip",
+            "--without-mingle",
+        )
+
+    def kill_component(self, name: str) -> Component:
+        """
+        SIGKILL the component and every process of its group, like a lost machine. It is no longer
+        one of :attr:`components` (whose deaths fail the waits); start it again by its name.
+        """
+        component = self.components.pop(name)
         _signal_group(component.pid, signal.SIGKILL)
         component.process.wait(timeout=30)
+        return component
 
     def stop_component(self, name: str, grace: float = 15) -> None:
         component = self.components.pop(name, None)
@@ -213,8 +312,11 @@ class AirflowDeployment:
         return found
 
     def stop(self) -> None:
-        # Workers and task processes first (they live in the scheduler's group), the api-server last.
-        for name in ("scheduler", "triggerer", "dag-processor", "api-server"):
+        # Workers and task processes first (LocalExecutor's live in the scheduler's group, Celery's in
+        # the worker's), the api-server (which the tasks report to) last.
+        first = [n for n in self.components if n.startswith("celery-worker")] + ["scheduler"]
+        first += [n for n in self.components if n.startswith("triggerer")]
+        for name in (*first, "dag-processor", "api-server"):
             self.stop_component(name)
         for name in list(self.components):
             self.stop_component(name)
@@ -233,39 +335,78 @@ class AirflowDeployment:
 
     def start(self) -> AirflowDeployment:
         self.home.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
         self.airflow("db", "migrate", timeout=300)
+        self.timings["db migrate"] = time.monotonic() - started
+        self._write_hostname_module()
+        names = ["triggerer", *(f"triggerer-{n}" for n in range(2, self.triggerers + 1))]
+        for name in names:
+            self.start_triggerer(name)
         self.start_component("api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.api_port))
         self.start_component("dag-processor", "dag-processor")
         # --skip-serve-logs: Airflow's log servers bind every interface; the api-server reads the
         # task logs from the shared local folder anyway.
         self.start_component("scheduler", "scheduler", "--skip-serve-logs")
-        self.start_triggerer()
+        if self.celery:
+            self.start_celery_worker()
         # The logs' tail is read when a wait times out, so it shows what went wrong meanwhile.
-        wait_for("the api-server", self._api_ready, 120, 0.5, detail=self.logs_tail, error=DeploymentError)
+        wait_for("the api-server", self._api_ready, 180, 0.5, detail=self.logs_tail, error=DeploymentError)
+        self.timings["api-server ready"] = time.monotonic() - started
         wait_for(
-            "the example DAG to be parsed",
+            f"the DAGs {', '.join(self.dag_ids)} to be parsed",
             self._dag_parsed,
             120,
             0.5,
             detail=self.logs_tail,
             error=DeploymentError,
         )
-        self.api("PATCH", "/api/v2/dags/hailuo_daily_content", json={"is_paused": False})
+        self.timings["DAGs parsed"] = time.monotonic() - started
+        for dag_id in self.dag_ids:
+            self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+        if self.celery:
+            wait_for(
+                "the celery worker to be ready",
+                self._worker_ready,
+                180,
+                0.5,
+                detail=self.logs_tail,
+                error=DeploymentError,
+            )
+
+        def registered() -> dict[str, int] | None:
+            self._ensure_alive()
+            jobs = {name: self.triggerer_job(name) for name in names}
+            return {n: j for n, j in jobs.items() if j is not None} if all(jobs.values()) else None
+
+        self.triggerer_jobs = wait_for(
+            "the triggerers to register", registered, 180, 0.5, detail=self.logs_tail, error=DeploymentError
+        )
+        self.timings["started"] = time.monotonic() - started
         return self
 
     # -- the REST API -------------------------------------------------------------------------------
     def _api_ready(self) -> bool:
         self._ensure_alive()
         response = requests.get(f"{self.api_url}/api/v2/monitor/health", timeout=5)
+        if response.status_code != 200:
+            return False
+        # The Execution API (what task processes call) is built on its first request, which can take
+        # longer than a task's client waits on a loaded machine (a first task then fails with a read
+        # timeout and is retried): make that first request here.
+        started = time.monotonic()
+        response = requests.get(f"{self.api_url}/execution/health", timeout=300)
+        self.execution_api_warmup_seconds = time.monotonic() - started
         return response.status_code == 200
 
     def _dag_parsed(self) -> bool:
         self._ensure_alive()
-        with self.db() as conn:
-            row = conn.execute(
-                sa.text("SELECT 1 FROM serialized_dag WHERE dag_id = 'hailuo_daily_content'")
-            ).first()
-        return row is not None
+        rows = self.query("SELECT DISTINCT dag_id FROM serialized_dag")
+        return set(self.dag_ids) <= {row["dag_id"] for row in rows}
+
+    def _worker_ready(self) -> bool:
+        self._ensure_alive()
+        worker = next(c for n, c in self.components.items() if n.startswith("celery-worker"))
+        return " ready." in worker.log_path.read_text(errors="replace")
 
     def _ensure_alive(self) -> None:
         for component in self.components.values():
@@ -294,8 +435,9 @@ class AirflowDeployment:
     @contextmanager
     def db(self) -> Iterator[sa.Connection]:
         if self._engine is None:
+            connect_args = {"timeout": 60} if self.db_url.startswith("sqlite") else {}
             self._engine = sa.create_engine(
-                f"sqlite:///{self.db_path}", connect_args={"timeout": 60}, poolclass=sa.pool.NullPool
+                self.db_url, connect_args=connect_args, poolclass=sa.pool.NullPool
             )
         with self._engine.connect() as conn:
             yield conn
@@ -303,6 +445,11 @@ class AirflowDeployment:
     def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         with self.db() as conn:
             return [dict(row._mapping) for row in conn.execute(sa.text(sql), params)]
+
+    def table_names(self) -> list[str]:
+        """Every table of the metadata database (SQLite or Postgres)."""
+        with self.db() as conn:
+            return sorted(sa.inspect(conn).get_table_names())
 
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         rows = self.query(
@@ -385,8 +532,9 @@ def _signal_group(pid: int, signum: int) -> None:
 
 
 @contextmanager
-def deployment(home: Path, extra_env: Mapping[str, str], parallelism: int = 4) -> Iterator[AirflowDeployment]:
-    airflow = AirflowDeployment(home=home, extra_env=extra_env, parallelism=parallelism)
+def deployment(home: Path, extra_env: Mapping[str, str], **options: Any) -> Iterator[AirflowDeployment]:
+    """Start an :class:`AirflowDeployment` (``options``: its fields) and stop it after."""
+    airflow = AirflowDeployment(home=home, extra_env=extra_env, **options)
     try:
         airflow.start()
         yield airflow

@@ -24,6 +24,7 @@ class Run:
     airflow: AirflowDeployment
     run_id: str
     logical_date: datetime | None
+    dag_id: str = DAG_ID
     #: (task_id, map_index) -> every state the task instance was seen in
     states_seen: dict[tuple[str, int], set[str]] = field(default_factory=dict)
     #: (trigger id, decrypted kwargs) -> the trigger row as first seen (SQLite reuses freed ids)
@@ -38,14 +39,14 @@ class Run:
 
     def observe(self) -> str | None:
         """Record task-instance states and trigger rows now; return the run's state."""
-        for ti in self.airflow.task_instances(DAG_ID, self.run_id):
+        for ti in self.airflow.task_instances(self.dag_id, self.run_id):
             if ti["state"]:
                 self.states_seen.setdefault((ti["task_id"], ti["map_index"]), set()).add(ti["state"])
         for trigger_id, trigger in self.airflow.triggers().items():
             self.triggers_seen.setdefault((trigger_id, trigger["raw"]), trigger)
             owner = (trigger_id, trigger["triggerer_id"], trigger["raw"])
             self.trigger_owners_seen.setdefault(owner, trigger["kwargs"])
-        return self.airflow.run_state(DAG_ID, self.run_id)
+        return self.airflow.run_state(self.dag_id, self.run_id)
 
     def wait(
         self, timeout: float = 180, on_tick: Callable[[Run], None] | None = None, interval: float = 0.3
@@ -87,7 +88,7 @@ class Run:
             time.sleep(0.2)
 
     def task_instances(self, task_id: str | None = None) -> list[dict[str, Any]]:
-        return self.airflow.task_instances(DAG_ID, self.run_id, task_id)
+        return self.airflow.task_instances(self.dag_id, self.run_id, task_id)
 
     def states(self, task_id: str) -> list[str]:
         return [ti["state"] for ti in self.task_instances(task_id)]
@@ -96,7 +97,7 @@ class Run:
         return [ti["try_number"] for ti in self.task_instances(task_id)]
 
     def xcoms(self, task_id: str) -> dict[int, Any]:
-        return self.airflow.xcoms(DAG_ID, self.run_id, task_id)
+        return self.airflow.xcoms(self.dag_id, self.run_id, task_id)
 
     def hailuo_triggers(self) -> list[dict[str, Any]]:
         """Every distinct HailuoTaskTrigger row seen while watching this run."""
@@ -106,7 +107,9 @@ class Run:
 
     def task_log_text(self, task_id: str, map_index: int = -1) -> str:
         """Every log file of the task instance (all tries, trigger logs included), concatenated."""
-        folder = self.airflow.log_folder / f"dag_id={DAG_ID}" / f"run_id={self.run_id}" / f"task_id={task_id}"
+        folder = (
+            self.airflow.log_folder / f"dag_id={self.dag_id}" / f"run_id={self.run_id}" / f"task_id={task_id}"
+        )
         if map_index >= 0:
             folder = folder / f"map_index={map_index}"
         return "\n".join(p.read_text(errors="replace") for p in sorted(folder.rglob("*.log")))
@@ -119,14 +122,21 @@ def trigger_daily(airflow: AirflowDeployment, *, with_logical_date: bool = True,
     ``with_logical_date`` gives the run a logical date (as a scheduled run has, and as the UI's
     trigger form fills in); without it the run is what ``airflow dags trigger`` makes by default.
     """
+    return trigger_run(airflow, DAG_ID, with_logical_date=with_logical_date, **conf)
+
+
+def trigger_run(
+    airflow: AirflowDeployment, dag_id: str, *, with_logical_date: bool = True, **conf: Any
+) -> Run:
+    """Trigger any DAG of the deployment through the REST API with ``conf`` as its params."""
     logical_date = datetime.now(UTC) if with_logical_date else None
     body: dict[str, Any] = {
         "dag_run_id": f"e2e__{uuid.uuid4().hex[:12]}",
         "logical_date": logical_date.isoformat() if logical_date else None,
         "conf": conf,
     }
-    run_id = airflow.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json=body)["dag_run_id"]
-    return Run(airflow=airflow, run_id=run_id, logical_date=logical_date)
+    run_id = airflow.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+    return Run(airflow=airflow, run_id=run_id, logical_date=logical_date, dag_id=dag_id)
 
 
 def task_process(ti_id: str) -> psutil.Process | None:

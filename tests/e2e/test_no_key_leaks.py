@@ -40,9 +40,8 @@ def _scan_tables(run: Run) -> tuple[dict[str, int], list[str]]:
     """Every row of every table of the metadata database, as text."""
     rows_by_table: dict[str, int] = {}
     leaks: list[str] = []
+    tables = run.airflow.table_names()
     with run.airflow.db() as conn:
-        listing = conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'table'"))
-        tables = [name for (name,) in listing]
         for table in tables:
             rows = conn.execute(sa.text(f'SELECT * FROM "{table}"')).all()
             rows_by_table[table] = len(rows)
