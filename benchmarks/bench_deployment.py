@@ -1,5 +1,5 @@
 """
-Benchmark 5, a real deployment: what Airflow spends per video, by component.
+Benchmark 6, a real deployment: what Airflow spends per video, by component.
 
 The script starts everything itself: Postgres and Redis from Debian's packages (installed with
 apt-get when missing; a throw-away cluster in a temp dir, both on free loopback ports:
@@ -292,11 +292,11 @@ def report(results: list[Measurement], context: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-RESULTS_HEADING = "## 5. Deployment benchmark (CeleryExecutor, `make bench-deployment`)"
+RESULTS_HEADING = "## 6. Deployment benchmark (CeleryExecutor, `make bench-deployment`)"
 
 
 def append_results(text: str) -> None:
-    """Add the run's text at the end of section 5 of RESULTS.md (before the next section)."""
+    """Add the run's text at the end of section 6 of RESULTS.md (before the next section)."""
     current = RESULTS.read_text()
     if RESULTS_HEADING not in current:
         current = current.rstrip("\n") + f"\n\n{RESULTS_HEADING}\n"

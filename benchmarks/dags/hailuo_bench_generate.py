@@ -4,13 +4,10 @@ Pipeline (b) of ``benchmarks/bench_deployment.py``: the one-task ``HailuoGenerat
 run's ``destination`` param says. The benchmark adds this folder to the deployment only when the
 operator exists in the product.
 
-The operator's optional arguments are passed only if its signature has them, so the file keeps
-parsing while that operator's interface settles; the prompt is the one argument it must take.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 from datetime import datetime
 
@@ -19,14 +16,6 @@ from airflow.providers.common.compat.sdk import DAG, Param, get_current_context,
 from airflow_provider_hailuo.operators.hailuo import HailuoGenerateVideoOperator
 
 POLL_INTERVAL = float(os.environ.get("HAILUO_POLL_INTERVAL", "10"))
-OPTIONAL = {
-    "duration": 6,
-    "resolution": "768P",
-    "destination": "{{ params.destination }}",
-    "poll_interval": POLL_INTERVAL,
-    "deferrable": True,
-}
-ACCEPTED = inspect.signature(HailuoGenerateVideoOperator.__init__).parameters
 
 with DAG(
     dag_id="hailuo_bench_generate",
@@ -46,5 +35,9 @@ with DAG(
         return list(get_current_context()["params"]["prompts"])
 
     HailuoGenerateVideoOperator.partial(
-        task_id="generate", **{name: value for name, value in OPTIONAL.items() if name in ACCEPTED}
+        task_id="generate",
+        duration=6,
+        resolution="768P",
+        destination="{{ params.destination }}",
+        poll_interval=POLL_INTERVAL,
     ).expand(prompt=load_prompts())
