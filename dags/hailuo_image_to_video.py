@@ -28,8 +28,9 @@ with DAG(
         "image_url": Param(
             "https://static.ppinfra.com/docs/assets/minimax-hailuo-video-02-input-image.jpg",
             type="string",
-            pattern="^https?://",
-            description="http(s) URL of the first frame",
+            pattern="^(https?://|data:image/|s3://|gs://|file://)",
+            description="the first frame: an http(s) URL, a data:image/...;base64, URL, or an object "
+            "in storage (s3://, gs://, file://)",
         ),
         "prompt": Param("The subject slowly turns towards the camera and smiles", type="string"),
         "destination": Param(
