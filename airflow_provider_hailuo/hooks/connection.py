@@ -97,6 +97,8 @@ FORM_FIELDS: tuple[FormField, ...] = (
 #: stored connection") before any hook code runs; 3.3.0/3.3.1 and older lines have no such check, and
 #: Airflow 2.11's Test sends the form as typed. Tasks never need the port (docs/connection-form.md).
 TEST_NEEDS_PORT_FROM = (3, 3, 2)
+#: A positive decimal number as a form field types it (``5``, ``2.5``): the forms take no FloatField.
+NUMBER_FORM = r"^\s*(\d+\.?\d*|\.\d+)\s*$"
 #: A Base URL without a scheme is https: a bare "80 for http://" read as "80 unless https://" gave
 #: https://host:80. A port already in the Base URL wins over this one.
 PORT_HINT = "443 for https:// or no scheme; 80 only for an http:// Base URL"
@@ -194,7 +196,7 @@ def form_widgets(version: tuple[int, int, int] | None = None) -> dict[str, Any]:
             widgets[f.name] = StringField(f.label, description=f.description, validators=[Optional()], **area)
         elif f.kind == "number":
             # Text: these forms take no FloatField (Airflow 2 drops the whole form over one).
-            number = Regexp(r"^\s*(\d+\.?\d*|\.\d+)\s*$", message="a number, e.g. 5 or 2.5")
+            number = Regexp(NUMBER_FORM, message="a number, e.g. 5 or 2.5")
             widgets[f.name] = StringField(
                 f.label, description=f.description, validators=[Optional(), number], **text
             )

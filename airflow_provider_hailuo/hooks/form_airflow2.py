@@ -21,10 +21,16 @@ from typing import Any
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from markupsafe import Markup, escape
 from wtforms import IntegerField, StringField
-from wtforms.validators import AnyOf, NumberRange, Optional
+from wtforms.validators import AnyOf, NumberRange, Optional, Regexp
 from wtforms.widgets import html_params
 
-from airflow_provider_hailuo.hooks.connection import FORM_FIELDS, extra_value, looks_like_a_path, tls_flag
+from airflow_provider_hailuo.hooks.connection import (
+    FORM_FIELDS,
+    NUMBER_FORM,
+    extra_value,
+    looks_like_a_path,
+    tls_flag,
+)
 
 #: (value posted and stored, text shown). The hook reads "true"/"false" like JSON booleans.
 TLS_CHOICES = (("true", "on: check the certificate"), ("false", "off: no checks (a local emulator only)"))
@@ -90,6 +96,11 @@ def flask_widgets() -> dict[str, Any]:
         elif f.kind == "integer":
             widgets[f.name] = IntegerField(
                 f.label, description=f.description, validators=[Optional(), NumberRange(min=1)], **text
+            )
+        elif f.kind == "number":
+            number = Regexp(NUMBER_FORM, message="a number, e.g. 5 or 2.5")
+            widgets[f.name] = StringField(
+                f.label, description=f.description, validators=[Optional(), number], **text
             )
         elif f.choices:
             widgets[f.name] = StringField(

@@ -1,11 +1,13 @@
 """
 Issue 19: a batch larger than the account's rate limit completes, without starving the workers.
 
-The example DAG (``hailuo_daily_content``, ``retries=2``) generates 30 videos on an account that takes
-5 submits a minute. A real minute would make each run last six; the emulator's ``time_scale`` makes
-its minute ``60 / TIME_SCALE`` real seconds, and the connection states the same allowance in real
-minutes. The product's path is the real one: refusal or pacing -> ``self.defer`` -> the trigger
-(``dag.test()`` runs it in-process) -> resume -> the one submit.
+A batch DAG (``hailuo_test_batch``: 30 mapped submits, then their waits, then their downloads,
+``retries=2``) generates 30 videos on an account that takes 5 submits a minute. (The example DAG maps
+a group of the three per prompt; ``dag.test()`` then runs each prompt's three tasks in turn, too slowly
+for its submits to meet the allowance in a test's time.) A real minute would make each run last six;
+the emulator's ``time_scale`` makes its minute ``60 / TIME_SCALE`` real seconds, and the connection
+states the same allowance in real minutes. The product's path is the real one: refusal or pacing
+-> ``self.defer`` -> the trigger (``dag.test()`` runs it in-process) -> resume -> the one submit.
 
 What is measured, from outside the product:
 
