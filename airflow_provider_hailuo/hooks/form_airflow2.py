@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget, BS3TextFieldWidget
 from markupsafe import Markup, escape
 from wtforms import IntegerField, StringField
 from wtforms.validators import AnyOf, NumberRange, Optional, Regexp
@@ -96,6 +96,11 @@ def flask_widgets() -> dict[str, Any]:
         elif f.kind == "integer":
             widgets[f.name] = IntegerField(
                 f.label, description=f.description, validators=[Optional(), NumberRange(min=1)], **text
+            )
+        elif f.kind == "object":
+            # JSON in a StringField drawn as a text area: Airflow 2 takes only its plain field classes.
+            widgets[f.name] = StringField(
+                f.label, description=f.description, validators=[Optional()], widget=BS3TextAreaFieldWidget()
             )
         elif f.kind == "number":
             number = Regexp(NUMBER_FORM, message="a number, e.g. 5 or 2.5")
