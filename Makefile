@@ -56,15 +56,9 @@ demo: install
 
 ## The version matrix: unit and integration tests on each older Airflow line (COMPAT_VERSIONS), one
 ## virtualenv per line under .venvs/. e2e stays on the newest line (`make test`).
-## One line only: `make test-compat COMPAT_VERSIONS=3.1`.
-test-compat:
-	@failed=""; for v in $(COMPAT_VERSIONS); do \
-	    start=$$(date +%s); \
-	    $(MAKE) --no-print-directory compat-$$v || failed="$$failed $$v"; \
-	    echo "== test-compat: Airflow $$v took $$(( $$(date +%s) - start )) s"; \
-	done; \
-	if [ -n "$$failed" ]; then echo "== test-compat: FAILED on Airflow$$failed"; exit 1; fi; \
-	echo "== test-compat: passed on Airflow $(COMPAT_VERSIONS)"
+## One line only: `make test-compat COMPAT_VERSIONS=3.1`; `COMPAT_JOBS=1` runs the lines one at a time.
+test-compat: compat-install
+	MAKE="$(MAKE)" bash scripts/test_compat.sh $(COMPAT_VERSIONS)
 
 compat-install: $(COMPAT_STAMPS)
 
