@@ -160,7 +160,10 @@ class HailuoTaskTrigger(BaseTrigger):
         if final:
             self.log.error("Hailuo task %s cannot be read: %s", self.hailuo_task_id, err)
         else:
-            self.log.exception("Hailuo task %s: unexpected error while polling", self.hailuo_task_id)
+            # Decided after the except block (wait.judge_read): the traceback is passed explicitly.
+            self.log.error(
+                "Hailuo task %s: unexpected error while polling", self.hailuo_task_id, exc_info=err
+            )
         outcome = WaitOutcome.FATAL if final else WaitOutcome.ERROR
         return self._event(outcome, message=f"Hailuo task {self.hailuo_task_id} cannot be read: {summary}")
 

@@ -135,6 +135,7 @@ def test_serialize_round_trip_resumes_with_the_same_deadline(hailuo_conn):
         "started_at",
         "not_found_grace",
         "first_poll_at",
+        "end_from_trigger",
     }
     rebuilt = HailuoTaskTrigger(**kwargs)
     assert rebuilt.serialize() == original.serialize()
