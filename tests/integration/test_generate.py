@@ -66,7 +66,13 @@ def test_a_retry_after_a_crash_while_landing_buys_nothing_on_3_3(airflow_db, hai
     outcome = run("crash", tmp_path)
     assert outcome.state == "success"
     assert outcome.tries("generate") == [2]
-    assert hailuo_conn.counters()["submits"] == (1 if AIRFLOW_V_3_3_PLUS else 2)
+    submits = hailuo_conn.counters()["submits"]
+    if AIRFLOW_V_3_3_PLUS:
+        assert submits == 1
+    else:
+        # No task_state_store: the retry may buy again (2.11 does); 3.0's dag.test() resumes the
+        # retry at execute_complete with the old event, which lands the first video (1).
+        assert submits in (1, 2)
     (item,) = outcome.values("generate")
     assert len(landed_files(tmp_path)) == 1 and item["task_id"] in hailuo_conn.tasks()
 
