@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,8 +26,6 @@ from airflow.providers.common.compat.sdk import BaseHook
 
 if TYPE_CHECKING:
     import requests
-
-from datetime import UTC
 
 from airflow_provider_hailuo.api import (
     HailuoAPIError,
@@ -530,8 +529,6 @@ def _may_send_again_at_once(exc: BaseException) -> bool:
 
 def _utc_now() -> str:
     """When a submit went out, as a person compares it with a vendor's console (UTC, seconds)."""
-    from datetime import datetime
-
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

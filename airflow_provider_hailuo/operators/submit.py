@@ -12,7 +12,6 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 from airflow_provider_hailuo.api import (
     DEFAULT_MODEL,
     HailuoError,
-    HailuoSubmitUncertainError,
     HailuoValidationError,
     TaskState,
     VideoRequest,
@@ -190,7 +189,9 @@ class HailuoSubmitVideoOperator(RateLimitedSubmitMixin, ResumableJobMixin, BaseO
         except HailuoError as err:
             if refused_for_now(err):
                 self.defer_refused_submit(context, err)
-            if isinstance(err, HailuoSubmitUncertainError) or submit_verdict(err) is not NOTHING_CREATED:
+            # The rule's verdict: "may have been accepted" (HailuoSubmitUncertainError among it) or a
+            # refusal for good fail; only "nothing created" is left to Airflow's retries.
+            if submit_verdict(err) is not NOTHING_CREATED:
                 # May have been accepted (an Airflow retry could buy a second video), or refused
                 # by the service for good: either way, no retry.
                 raise AirflowFailException(str(err)) from err
