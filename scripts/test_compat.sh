@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The version matrix: unit + integration tests on each older Airflow line, COMPAT_JOBS lines at a
-# time (default 2). The tests wait on emulated generations and triggers more than they compute, so
-# two lines share the 2 cores well; each line's output goes to .compat-logs/<line>.log and is
-# printed whole when the line ends, so the two runs' lines do not interleave.
+# time (default 4: all of them). The tests wait on emulated generations and triggers more than they
+# compute (one line alone keeps 0.4 of a core busy), so four lines share the 2 cores well; each
+# line's output goes to .compat-logs/<line>.log and is printed whole when the line ends, so the
+# runs' lines do not interleave.
 set -uo pipefail
-jobs="${COMPAT_JOBS:-2}"
+jobs="${COMPAT_JOBS:-4}"
 make="${MAKE:-make}"
 mkdir -p .compat-logs
 failed=()
