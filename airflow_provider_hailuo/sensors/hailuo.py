@@ -175,9 +175,7 @@ class HailuoTaskSensor(BaseSensorOperator):
                 if isinstance(poked, PokeReturnValue):
                     return poked.xcom_value
                 eta = self._last_result.eta if self._last_result else None
-                first_poll_at = time.time() + next_poll_delay(
-                    eta, self.poll_interval, self.max_poll_interval
-                )
+                first_poll_at = time.time() + next_poll_delay(eta, self.poll_interval, self.max_poll_interval)
         except AirflowFailException as err:
             # The same soft_fail rule as the base sensor applies to a poke in poke mode.
             if self.soft_fail:

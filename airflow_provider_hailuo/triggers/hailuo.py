@@ -285,27 +285,6 @@ class HailuoWaitTrigger(BaseTrigger):
             {"until": self.until, "payload": self.payload},
         )
 
-    async def _success_event(self, result: dict[str, Any]) -> TriggerEvent:
-        """
-        End the task here, its XCom stored as a worker would store it, where the sensor asked and
-        Airflow allows it (``compat.TriggerEnd``); otherwise resume it on a worker with the result.
-        """
-        if self.end_from_trigger:
-            try:
-                ended = await end_task_in_trigger(getattr(self, "task_instance", None), result)
-            except Exception:
-                # The worker can still push it: resuming costs a task run, not the outcome.
-                self.log.warning(
-                    "Hailuo task %s: could not store the result here; the task resumes on a worker",
-                    self.hailuo_task_id,
-                    exc_info=True,
-                )
-            else:
-                if ended is not None:
-                    self.log.info("Hailuo task %s: ending the sensor here", self.hailuo_task_id)
-                    return cast(TriggerEvent, ended)
-        return self._event(WaitOutcome.SUCCESS, result=result)
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # A sleep may end a little early (clock adjustments): sleep again until the instant is past.
         while (left := self.until - time.time()) > 0:

@@ -38,7 +38,8 @@ with DAG(
     @task
     def inspect(result: Any) -> dict[str, Any]:
         """What a downstream task gets from ``wait.output``: its type, and the task id in it."""
-        return {"type": type(result).__name__, "task_id": result["task_id"] if isinstance(result, dict) else None}
+        task_id = result["task_id"] if isinstance(result, dict) else None
+        return {"type": type(result).__name__, "task_id": task_id}
 
     seen = inspect(wait.output)
     download = HailuoDownloadVideoOperator(
