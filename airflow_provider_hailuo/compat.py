@@ -8,9 +8,82 @@ the few behaviours that library does not cover.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-__all__ = ["first_reschedule_time", "parse_first_reschedule_date"]
+from airflow.providers.common.compat.version_compat import get_base_airflow_version_tuple
+
+__all__ = [
+    "TriggerEnd",
+    "end_task_in_trigger",
+    "first_reschedule_time",
+    "parse_first_reschedule_date",
+    "trigger_end",
+]
+
+
+_AIRFLOW_VERSION = get_base_airflow_version_tuple()
+
+
+class TriggerEnd(StrEnum):
+    """How a trigger can end its task with the XCom stored exactly as a worker's return value is."""
+
+    #: Airflow 2.10+ (2.x): ``TaskSuccessEvent(xcoms=...)``; the triggerer pushes them with
+    #: ``TaskInstance.xcom_push``, the very call a worker makes (``BaseXCom`` serialization).
+    EVENT_XCOMS = "event_xcoms"
+    #: Airflow 3.0.5+: the trigger stores the XCom itself with the Task SDK's ``XCom.set`` (its
+    #: ``SetXCom`` message goes through the triggerer's supervisor to the Execution API, as a
+    #: worker's does), then yields a bare ``TaskSuccessEvent()``. Not ``xcoms=`` there: 3.x's
+    #: triggerer stores those with ``XComModel.set(serialize=True)``, JSON-encoded a second time,
+    #: and downstream tasks read a string instead of the dict.
+    SET_XCOM = "set_xcom"
+
+
+def trigger_end(version: tuple[int, int, int] | None = None) -> TriggerEnd | None:
+    """
+    How a trigger ends its task on ``version`` (default: the installed Airflow), or None where it
+    cannot store the XCom as a worker would (Airflow 3.0.0-3.0.4: the triggerer takes no
+    ``SetXCom`` from triggers before 3.0.5): the task then resumes on a worker.
+    """
+    version = version or _AIRFLOW_VERSION
+    if version >= (3, 0, 5):
+        return TriggerEnd.SET_XCOM
+    if (2, 10, 0) <= version < (3, 0, 0):
+        return TriggerEnd.EVENT_XCOMS
+    return None
+
+
+async def end_task_in_trigger(task_instance: Any, xcom_value: Any) -> Any:
+    """
+    The event that ends ``task_instance`` successfully from its trigger with ``xcom_value`` as its
+    ``return_value`` XCom, stored the way a worker stores a returned value (see
+    :class:`TriggerEnd`); None where this Airflow cannot (the caller resumes the task instead).
+
+    ``task_instance`` is the trigger's own (set by the triggerer; None under ``dag.test()``, which
+    runs the trigger inline and would resume the task anyway).
+    """
+    from airflow.triggers.base import TaskSuccessEvent
+
+    how = trigger_end()
+    if how is None or task_instance is None:
+        return None
+    if how is TriggerEnd.EVENT_XCOMS:
+        return TaskSuccessEvent(xcoms={"return_value": xcom_value})
+    # A synchronous Task SDK call, run in a thread: the triggerer's comms answer it on the loop
+    # (asgiref's thread-aware bridge on 3.0/3.1, run_coroutine_threadsafe on 3.2+). A custom XCom
+    # backend's serialize_value (object storage, say) then blocks that thread, not the loop.
+    from airflow.sdk.execution_time.xcom import XCom
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(XCom.set)(
+        key="return_value",
+        value=xcom_value,
+        dag_id=task_instance.dag_id,
+        task_id=task_instance.task_id,
+        run_id=task_instance.run_id,
+        map_index=task_instance.map_index,
+    )
+    return TaskSuccessEvent()
 
 
 def parse_first_reschedule_date(context: Any) -> None:

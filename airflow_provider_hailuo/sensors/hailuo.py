@@ -32,7 +32,11 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_hailuo.api import HailuoValidationError, TaskResult
-from airflow_provider_hailuo.compat import first_reschedule_time, parse_first_reschedule_date
+from airflow_provider_hailuo.compat import (
+    first_reschedule_time,
+    parse_first_reschedule_date,
+    trigger_end,
+)
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.rendered import rendered_task_id
 from airflow_provider_hailuo.triggers.hailuo import HailuoTaskTrigger, next_poll_delay
@@ -47,9 +51,15 @@ class HailuoTaskSensor(BaseSensorOperator):
     """
     Wait for a Hailuo task and return its result (``{"task_id", "status", "videos": [...], ...}``).
 
-    Deferrable: one read on the worker, then the wait moves to the triggerer, so thousands of
-    waiting videos hold no worker slot (``end_from_trigger=True`` also ends a success there, at the
-    cost described below). The module docstring's table says how each mode ends.
+    Deferrable: the wait moves to the triggerer, so thousands of waiting videos hold no worker
+    slot. Where Airflow lets a trigger store the XCom exactly as a worker would (2.11, and 3.0.5+
+    through 3.3: ``compat.trigger_end``), a successful wait also ends there: the sensor runs once
+    on a worker (to defer, without reading the task first: the trigger reads at once) and a
+    downstream task pulls the same dict a worker would have pushed. Elsewhere (3.0.0-3.0.4), and
+    for every outcome other than success, the sensor resumes on a worker, which raises or returns
+    as the module docstring's table says; there it reads the task once before deferring, since
+    finding the video finished saves the deferral and the second run. Under ``dag.test()``, which
+    runs triggers inline, it always resumes (one run, one read by the trigger).
 
     :param hailuo_task_id: the service's task id (templated; usually the submit task's XCom).
     :param hailuo_conn_id: the ``hailuo`` connection.
@@ -59,12 +69,11 @@ class HailuoTaskSensor(BaseSensorOperator):
     :param not_found_grace: for this many seconds after the wait first started, "no such task"
         means "not visible yet" (a freshly queued task), and a success without a video means "not
         quite finished"; afterwards both fail the task.
-    :param end_from_trigger: end a successful deferred wait in the triggerer (``TaskSuccessEvent``,
-        the result pushed as its XCom there), so a worker runs the sensor once, not twice. Off by
-        default: Airflow 3.x's triggerer stores such an XCom JSON-encoded a second time, so a
-        downstream task pulling ``wait.output`` gets the result as text, not a dict (Airflow 2.11
-        stores it like a worker does). Turn it on where nothing pulls the sensor's XCom (the
-        example DAGs' download reads the submit's).
+    :param end_from_trigger: end a successful deferred wait in the triggerer where Airflow stores
+        its XCom as a worker would (default True; see above). False always resumes the sensor on a
+        worker after the wait (and reads the task once before deferring). The sensor also resumes
+        where a worker's push does more than store the value: a downstream task mapped over this
+        XCom (``expand``), ``multiple_outputs``, ``do_xcom_push=False``.
     :param deferrable: wait in the triggerer (default True: waiting holds no worker slot unless
         asked). ``False`` waits on the worker, in ``mode="poke"`` or ``"reschedule"``.
     """
@@ -82,7 +91,7 @@ class HailuoTaskSensor(BaseSensorOperator):
         timeout: float | timedelta = 3600,
         not_found_grace: float = 60.0,
         deferrable: bool = True,
-        end_from_trigger: bool = False,
+        end_from_trigger: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", poll_interval)
@@ -152,19 +161,32 @@ class HailuoTaskSensor(BaseSensorOperator):
             except AirflowSensorTimeout as err:
                 raise AirflowSensorTimeout(f"{err} (last status: {self._last_status()})") from err
         started_at = self._wait_started_at(context)
+        ends_in_triggerer = self._ends_in_triggerer()
+        first_poll_at: float | None = None
         try:
-            poked = self.poke(context)
+            if ends_in_triggerer:
+                # No read here: the trigger reads at once, and a finished video then ends in the
+                # triggerer too, so a read here would only add a status read.
+                self._check_task_id()
+            else:
+                # Where the task resumes on a worker after the wait, finding the video finished
+                # now saves the deferral and that second run.
+                poked = self.poke(context)
+                if isinstance(poked, PokeReturnValue):
+                    return poked.xcom_value
+                eta = self._last_result.eta if self._last_result else None
+                first_poll_at = time.time() + next_poll_delay(eta, self.poll_interval, self.max_poll_interval)
         except AirflowFailException as err:
             # The same soft_fail rule as the base sensor applies to a poke in poke mode.
             if self.soft_fail:
                 raise AirflowSkipException(f"Skipping due to soft_fail: {err}") from err
             raise
-        if isinstance(poked, PokeReturnValue):
-            return poked.xcom_value
         deadline = started_at + self.timeout
-        eta = self._last_result.eta if self._last_result else None
-        first_poll_at = time.time() + next_poll_delay(eta, self.poll_interval, self.max_poll_interval)
-        self.log.info("Deferring: waiting for Hailuo task %s in the triggerer", self.hailuo_task_id)
+        self.log.info(
+            "Deferring: waiting for Hailuo task %s in the triggerer (a success ends %s)",
+            self.hailuo_task_id,
+            "there" if ends_in_triggerer else "on a worker",
+        )
         self.defer(
             trigger=HailuoTaskTrigger(
                 hailuo_task_id=str(self.hailuo_task_id),
@@ -175,11 +197,26 @@ class HailuoTaskSensor(BaseSensorOperator):
                 started_at=started_at,
                 not_found_grace=self.not_found_grace,
                 first_poll_at=first_poll_at,
-                end_from_trigger=self.end_from_trigger,
+                end_from_trigger=ends_in_triggerer,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout) + DEFERRAL_GRACE,
         )
+
+    def _ends_in_triggerer(self) -> bool:
+        """
+        Whether a successful deferred wait can end in the triggerer with the XCom a worker would
+        push: asked for, allowed by this Airflow (``compat.trigger_end``), and nothing a worker adds
+        when it pushes (a downstream mapped over this XCom, ``multiple_outputs``, a DAG result).
+        """
+        if not (self.end_from_trigger and self.do_xcom_push and trigger_end() is not None):
+            return False
+        if self.multiple_outputs or getattr(self, "returns_dag_result", False):
+            return False
+        try:
+            return next(self.iter_mapped_dependants(), None) is None
+        except RuntimeError:  # not in a DAG: cannot tell, so resume on a worker
+            return False
 
     def _last_status(self) -> str:
         return self._last_result.status if self._last_result else "never read"

@@ -13,11 +13,12 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
-from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_hailuo.api import HailuoAPIError, HailuoAuthError, TaskResult
+from airflow_provider_hailuo.compat import end_task_in_trigger
 from airflow_provider_hailuo.hooks.hailuo import HailuoHook
 from airflow_provider_hailuo.wait import WaitOutcome, judge_read
 
@@ -85,12 +86,14 @@ class HailuoTaskTrigger(BaseTrigger):
     :param not_found_grace: seconds after ``started_at`` during which "no such task" (400/404) is
         read as "not visible yet", and a success without a video as "not quite finished", rather
         than as final errors.
-    :param end_from_trigger: on success, end the task here (``TaskSuccessEvent`` with the result as
-        its XCom) instead of resuming it on a worker; every other outcome resumes it, so Airflow's
-        rules for failures (no retry, ``soft_fail``) stay the operator's.
-    :param first_poll_at: UNIX time of the first read. The sensor has just read the task before
-        deferring, so reading again at once would be a wasted poll; a trigger rebuilt after that
-        time reads at once.
+    :param end_from_trigger: on success, end the task here (``TaskSuccessEvent``, the result stored
+        as its ``return_value`` XCom exactly as a worker would store it: ``compat.TriggerEnd``)
+        instead of resuming it on a worker, where Airflow allows it and the trigger runs in a
+        triggerer (not inline under ``dag.test()``); otherwise, and for every other outcome, the
+        task resumes, so Airflow's rules for failures (no retry, ``soft_fail``) stay the operator's.
+    :param first_poll_at: UNIX time of the first read, when the sensor has just read the task
+        before deferring (reading again at once would be a wasted poll); a trigger rebuilt after
+        that time, or given None, reads at once.
     """
 
     def __init__(
@@ -167,6 +170,27 @@ class HailuoTaskTrigger(BaseTrigger):
         outcome = WaitOutcome.FATAL if final else WaitOutcome.ERROR
         return self._event(outcome, message=f"Hailuo task {self.hailuo_task_id} cannot be read: {summary}")
 
+    async def _success_event(self, result: dict[str, Any]) -> TriggerEvent:
+        """
+        End the task here, its XCom stored as a worker would store it, where the sensor asked and
+        Airflow allows it (``compat.TriggerEnd``); otherwise resume it on a worker with the result.
+        """
+        if self.end_from_trigger:
+            try:
+                ended = await end_task_in_trigger(getattr(self, "task_instance", None), result)
+            except Exception:
+                # The worker can still push it: resuming costs a task run, not the outcome.
+                self.log.warning(
+                    "Hailuo task %s: could not store the result here; the task resumes on a worker",
+                    self.hailuo_task_id,
+                    exc_info=True,
+                )
+            else:
+                if ended is not None:
+                    self.log.info("Hailuo task %s: ending the sensor here", self.hailuo_task_id)
+                    return cast(TriggerEvent, ended)
+        return self._event(WaitOutcome.SUCCESS, result=result)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # Hold a lease on the loop's shared HTTP session for the whole wait: every poll of every
         # Hailuo trigger in this triggerer then reuses the same keep-alive connections. (Imported
@@ -209,11 +233,7 @@ class HailuoTaskTrigger(BaseTrigger):
                     return
                 if verdict.outcome is WaitOutcome.SUCCESS:
                     self.log.info("Hailuo %s", read.describe())
-                    if self.end_from_trigger:
-                        # The task ends here with its XCom: no worker runs it a second time.
-                        yield TaskSuccessEvent(xcoms={"return_value": read.to_xcom()})
-                    else:
-                        yield self._event(WaitOutcome.SUCCESS, result=read.to_xcom())
+                    yield await self._success_event(read.to_xcom())
                     return
                 if verdict.outcome is WaitOutcome.FATAL:
                     yield self._event(WaitOutcome.FATAL, message=verdict.message)

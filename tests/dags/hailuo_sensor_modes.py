@@ -44,3 +44,20 @@ for _mode in MODES:
                     mode="reschedule" if _mode == "reschedule" else "poke",
                 )
             globals()[_dag.dag_id] = _dag
+
+# The deferrable sensor that always resumes on a worker (``end_from_trigger=False``): it reads the
+# task once before deferring, since finding it finished saves the deferral and the second run.
+with DAG(
+    "hailuo_sensor_deferrable_resume",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+) as resume_dag:
+    HailuoTaskSensor(
+        task_id="wait",
+        hailuo_task_id="{{ dag_run.conf['task_id'] }}",
+        poll_interval=0.2,
+        max_poll_interval=0.5,
+        timeout=LONG_TIMEOUT,
+        end_from_trigger=False,
+    )

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_hailuo.emulator.server import EmulatorServer
-from tests.e2e.deployment import AirflowDeployment, deployment
+from tests.e2e.deployment import DAILY_DAG_ID, AirflowDeployment, deployment
 from tests.support.connections import hailuo_conn_json
 from tests.support.net import free_port
 from tests.support.s3 import S3_CONN_ID, S3Server
@@ -44,6 +44,9 @@ EMULATOR_DEFAULTS: dict[str, Any] = {
 
 
 LAST_MODULE = "test_no_key_leaks.py"
+#: DAGs of the e2e tests themselves, a bundle beside the example DAGs
+E2E_DAGS = Path(__file__).parent / "dags"
+SENSOR_XCOM_DAG_ID = "hailuo_sensor_xcom"  # tests/e2e/dags/hailuo_sensor_xcom.py
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -101,7 +104,8 @@ def airflow_deployment(e2e_emulator: RestartableEmulator, s3_server: S3Server) -
         # Where runs land when a test does not say (never the shared /tmp/hailuo default).
         "HAILUO_VIDEO_DESTINATION": (home / "default-videos").as_uri() + "/",
     }
-    with deployment(home, env, parallelism=4) as airflow:
+    dag_ids = (DAILY_DAG_ID, SENSOR_XCOM_DAG_ID)
+    with deployment(home, env, parallelism=4, extra_dag_folders=[E2E_DAGS], dag_ids=dag_ids) as airflow:
         yield airflow
     leftovers = airflow.stray_processes()
     if not os.environ.get("HAILUO_E2E_KEEP_HOME"):  # set it to read the logs after a failure

@@ -174,6 +174,9 @@ class AirflowDeployment:
                 # A killed triggerer's triggers go to a healthy one after this many seconds.
                 "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8",
                 "PYTHONUNBUFFERED": "1",
+                # This checkout's package, whatever checkout the virtualenv's editable install
+                # points at (a git worktree shares the main checkout's virtualenv).
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
                 "NO_PROXY": "*",
                 "no_proxy": "*",
             }

@@ -106,3 +106,34 @@ def test_a_success_without_a_video_at_first_then_with_one_succeeds(airflow_db, h
     outcome, _ = run_wait(mode, task_id)
     assert outcome.states("wait") == ["success"]
     assert outcome.values("wait")[0]["videos"]
+
+
+def test_a_deferrable_sensor_reads_first_only_where_it_resumes_on_a_worker(airflow_db, hailuo_conn):
+    """
+    Issue 16, 3: where a success ends in the triggerer (2.11, 3.0.5+), a read on the worker before
+    deferring never pays off (the trigger reads at once, and ends a finished video there without a
+    second worker run): the sensor defers straight away. Where it resumes on a worker, the read
+    stays, and a finished video then needs no deferral at all.
+    """
+    from airflow_provider_hailuo.compat import trigger_end
+
+    task_id = submit()
+    time.sleep(1.0)  # finished by now
+    polls = hailuo_conn.counters()["polls"]
+    outcome, _ = run_wait("deferrable", task_id)
+    assert outcome.states("wait") == ["success"]
+    assert outcome.values("wait")[0]["task_id"] == task_id
+    (deferrals,) = outcome.deferrals("wait")
+    if trigger_end() is not None:
+        assert [d.kwargs["end_from_trigger"] for d in deferrals] == [True]
+        assert deferrals[0].kwargs["first_poll_at"] is None  # the trigger reads at once
+    else:
+        assert deferrals == []  # the worker's read found it finished
+    assert hailuo_conn.counters()["polls"] - polls == 1  # one read, wherever it was
+
+    dag = load_dag(Path(modes.__file__), "resume_dag")
+    polls = hailuo_conn.counters()["polls"]
+    resumed = run_dag(dag, {"task_id": task_id})
+    assert resumed.states("wait") == ["success"]
+    assert resumed.deferrals("wait") == [[]]  # read first, found finished: never deferred
+    assert hailuo_conn.counters()["polls"] - polls == 1

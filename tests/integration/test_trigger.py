@@ -56,28 +56,125 @@ def test_fires_success_with_the_result(hailuo_conn):
     assert event["result"]["videos"] == [{"video_type": "mp4"}]  # no pre-signed link in the event
 
 
-def test_a_sensors_trigger_ends_the_task_on_success_and_resumes_it_otherwise(hailuo_conn):
-    """Issue 16, 2: the sensor ran twice on a worker (defer, then resume) for every video."""
-    from airflow.triggers.base import TaskSuccessEvent
+class FakeTI:
+    """The identity a triggerer gives a trigger (``trigger.task_instance``)."""
 
-    task_id = submit()
-    trigger = make_trigger(task_id, end_from_trigger=True)
-    assert HailuoTaskTrigger(**trigger.serialize()[1]).end_from_trigger  # survives a triggerer move
+    dag_id, run_id, task_id, map_index = "d", "r", "wait", 3
 
-    async def every_event():
+
+class RecordingComms:
+    """Stands in for the triggerer's supervisor comms: records each ``SetXCom``, answers None."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list = []
+        self.fail = fail
+
+    def send(self, msg):
+        if type(msg).__name__ != "SetXCom":
+            return None  # the hook's MaskSecret, say
+        self.sent.append(msg)
+        if self.fail:
+            raise RuntimeError("the API server is away")
+        return None
+
+
+def every_event(trigger: HailuoTaskTrigger) -> list:
+    async def events():
         return [event async for event in trigger.run()]
 
     loop = asyncio.new_event_loop()
     try:
-        (event,) = loop.run_until_complete(every_event())
+        return loop.run_until_complete(events())
     finally:
         loop.close()
+
+
+@pytest.fixture
+def comms(monkeypatch):
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    recording = RecordingComms()
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.execution_time import task_runner
+
+        monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", recording, raising=False)
+    return recording
+
+
+def test_a_sensors_trigger_ends_the_task_with_the_xcom_a_worker_would_store(hailuo_conn, comms):
+    """
+    Issue 16, 2: the sensor ran twice on a worker (defer, then resume) for every video; and where
+    the trigger ended the task (``TaskSuccessEvent(xcoms=...)``), Airflow 3's triggerer stored the
+    XCom JSON-encoded twice, so downstream tasks read a string.
+    """
+    from airflow.triggers.base import TaskSuccessEvent
+
+    from airflow_provider_hailuo.compat import TriggerEnd, trigger_end
+
+    task_id = submit()
+    trigger = make_trigger(task_id, end_from_trigger=True)
+    assert HailuoTaskTrigger(**trigger.serialize()[1]).end_from_trigger  # survives a triggerer move
+    trigger.task_instance = FakeTI()  # as the triggerer sets it
+    (event,) = every_event(trigger)
     assert isinstance(event, TaskSuccessEvent)
-    assert event.xcoms["return_value"]["task_id"] == task_id
-    assert event.xcoms["return_value"]["state"] == "succeeded"
+    how = trigger_end()
+    if how is TriggerEnd.SET_XCOM:  # Airflow 3.0.5+: stored through the comms, as a worker does
+        from airflow.sdk.execution_time.comms import SetXCom
+        from airflow.sdk.execution_time.xcom import XCom
+
+        assert not event.xcoms  # nothing for the triggerer to store a second time, encoded twice
+        (sent,) = comms.sent
+        assert isinstance(sent, SetXCom)
+        assert (sent.dag_id, sent.run_id, sent.task_id, sent.map_index, sent.key) == (
+            "d",
+            "r",
+            "wait",
+            3,
+            "return_value",
+        )
+        result = XCom.deserialize_value(sent)  # what a downstream task's pull turns it into
+    else:
+        assert how is TriggerEnd.EVENT_XCOMS  # Airflow 2.11: the triggerer pushes like a worker
+        assert comms.sent == []
+        result = event.xcoms["return_value"]
+    assert isinstance(result, dict)
+    assert result["task_id"] == task_id and result["state"] == "succeeded"
+
+
+def test_a_trigger_that_cannot_end_the_task_resumes_it_with_the_result(hailuo_conn, comms, monkeypatch):
+    """Under dag.test() (no task instance), where the XCom cannot be stored, or off: the worker pushes it."""
+    from airflow_provider_hailuo import compat
+
+    inline = make_trigger(submit(), end_from_trigger=True)  # no task_instance: run inline
+    (event,) = every_event(inline)
+    assert event.payload["status"] == "success" and event.payload["result"]["videos"]
+
+    off = make_trigger(submit(), end_from_trigger=False)
+    off.task_instance = FakeTI()
+    assert every_event(off)[0].payload["status"] == "success"
+
+    monkeypatch.setattr(compat, "trigger_end", lambda version=None: None)  # Airflow 3.0.0-3.0.4
+    old = make_trigger(submit(), end_from_trigger=True)
+    old.task_instance = FakeTI()
+    assert every_event(old)[0].payload["status"] == "success"
+    assert comms.sent == []
+
     hailuo_conn.add_fault(endpoint="submit", action="fail_generation", reason="moderation")
-    failed = run_trigger(make_trigger(submit(), end_from_trigger=True))
-    assert failed["status"] == "failed"  # the worker decides: no retry, soft_fail
+    failed = make_trigger(submit(), end_from_trigger=True)
+    failed.task_instance = FakeTI()
+    assert every_event(failed)[0].payload["status"] == "failed"  # the worker decides: no retry, soft_fail
+
+
+def test_a_result_the_trigger_could_not_store_resumes_the_task(hailuo_conn, comms):
+    from airflow_provider_hailuo.compat import TriggerEnd, trigger_end
+
+    if trigger_end() is not TriggerEnd.SET_XCOM:
+        pytest.skip("Airflow 2 stores the XCom in the triggerer, after the event")
+    comms.fail = True
+    trigger = make_trigger(submit(), end_from_trigger=True)
+    trigger.task_instance = FakeTI()
+    (event,) = every_event(trigger)
+    assert event.payload["status"] == "success" and event.payload["result"]["videos"]
 
 
 def test_fires_failed_with_the_service_reason(hailuo_conn):
