@@ -25,7 +25,6 @@ from urllib.parse import urlsplit, urlunsplit
 from urllib.request import url2pathname
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
-from PIL import Image, UnidentifiedImageError
 
 from airflow_provider_hailuo.api import HailuoValidationError
 from airflow_provider_hailuo.storage import LOCAL_PROTOCOLS, plain_uri, protocol_of
@@ -41,14 +40,6 @@ FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
 HEADER_BLOCK_BYTES = 64 * 1024
 _DATA_URL_RE = re.compile(r"^data:(?P<mime>[^;,]*)(?P<params>(?:;[^;,]*)*),(?P<payload>.*)$", re.DOTALL)
 _MIME_ALIASES = {"jpg": "jpeg", "pjpeg": "jpeg"}
-_IMAGE_ERRORS = (
-    UnidentifiedImageError,
-    OSError,
-    SyntaxError,
-    ValueError,
-    EOFError,
-    Image.DecompressionBombError,
-)
 _FORMS = "an http(s) URL, a data:image/...;base64 URL, or an s3://, gs:// or file:// path"
 
 Kind = Literal["http", "data", "object", "file"]
@@ -114,10 +105,22 @@ class _Rules:
 
     def identify(self, handle: IO[bytes], where: str) -> tuple[str, int, int]:
         """Format and size from the image header; then the vendor's size rules."""
+        # Imported here: only a request with a frame needs Pillow, and every task process that
+        # parses a DAG using the operators would pay for the import otherwise.
+        from PIL import Image, UnidentifiedImageError
+
+        unreadable = (
+            UnidentifiedImageError,
+            OSError,
+            SyntaxError,
+            ValueError,
+            EOFError,
+            Image.DecompressionBombError,
+        )
         try:
             with Image.open(handle) as image:
                 kind, (width, height) = image.format, image.size
-        except _IMAGE_ERRORS as err:
+        except unreadable as err:
             raise self.fail(
                 f"must be a JPEG, PNG or WebP image, but {where} is not a readable image ({err})"
             ) from None
