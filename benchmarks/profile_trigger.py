@@ -4,8 +4,9 @@ item 7): where a read's CPU goes, for ``--mode product`` and for the ``bare`` fl
 
 ``--profiler cprofile`` runs the worker under cProfile (deterministic: call counts per read, at a
 cost of its own) and prints the top functions by own time and by cumulative time, per read.
-``--profiler py-spy`` samples the worker from outside with ``py-spy record`` (``--py-spy PATH``; py-spy
-is not a dependency of the project: install it into a scratch venv) and writes collapsed stacks (flamegraph input).
+``--profiler py-spy`` samples the worker from outside with ``py-spy record`` (``--py-spy PATH``;
+py-spy is not a dependency of the project: install it into a scratch venv) and writes collapsed
+stacks per thread (flamegraph input).
 ``--profiler gc`` counts the CPU spent in the garbage collector (in the worker's log).
 """
 
@@ -42,9 +43,8 @@ def main() -> int:
     out = args.out or workdir / f"{args.mode}.{'prof' if args.profiler == 'cprofile' else 'collapsed.txt'}"
     from _common import submit_tasks
 
-    with emulator(
-        "--generation-seconds", "30:300", "--queue-seconds", "2", "--time-scale", str(args.scale), log_dir=workdir
-    ) as emu:
+    timings = ("--generation-seconds", "30:300", "--queue-seconds", "2", "--time-scale", str(args.scale))
+    with emulator(*timings, log_dir=workdir) as emu:
         ids = submit_tasks(emu.url, args.n)
         (workdir / "ids.json").write_text(json.dumps(ids))
         worker = [
@@ -59,7 +59,8 @@ def main() -> int:
         }.get(args.profiler, [PYTHON, str(BENCH_DIR / "_gc_timed.py")])
         env = airflow_env(workdir / "home", {"AIRFLOW_CONN_HAILUO_DEFAULT": hailuo_conn(emu.url)})
         with open(workdir / "worker.log", "w") as log:
-            proc = subprocess.Popen([*prefix, *worker], stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+            command = [*prefix, *worker]
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
             try:
                 assert proc.stdout is not None
                 if proc.stdout.readline().strip() != "READY":
