@@ -11,6 +11,12 @@ baseline: the way a trigger written like the dbt Cloud provider's polls, i.e. a 
 ``aiohttp.ClientSession`` (so a new connection pool and TCP connection) per poll, at a fixed
 interval. The baseline is kept generous: it resolves the connection once per trigger (the dbt Cloud
 hook does it at every poll) and parses the answer with the provider's own ``TaskResult``.
+
+``--mode bare`` is the floor a trigger's own per-read cost is measured against (issue 16, item 7):
+a bare aiohttp poller on ONE shared session (``trust_env=False``, the product's connector limits)
+that reads the JSON itself (``json.loads``, ``task.status``, ``task.eta``) and paces itself by
+``eta`` within the same bounds as the product, so both read at about the same rate and the
+process's fixed cost (lag ticker, GC) weighs the same on each read.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ import aiohttp
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_hailuo.dialects import dialect_for
+from airflow_provider_hailuo.hooks.async_session import CONNECTIONS_PER_HOST
 from airflow_provider_hailuo.hooks.hailuo import USER_AGENT, HailuoHook
-from airflow_provider_hailuo.triggers.hailuo import HailuoTaskTrigger
+from airflow_provider_hailuo.triggers.hailuo import HailuoTaskTrigger, next_poll_delay
 
 TICK = 0.05  # the lag ticker's requested sleep
 
@@ -94,6 +101,58 @@ class NaiveTaskTrigger(BaseTrigger):
             await asyncio.sleep(self.poll_interval)
 
 
+class BareTaskTrigger(BaseTrigger):
+    """Floor: one shared session, the JSON read by hand, eta pacing as the product's; nothing else."""
+
+    session: aiohttp.ClientSession | None = None
+
+    def __init__(self, hailuo_task_id: str, deadline: float, poll_interval: float, max_poll_interval: float):
+        super().__init__()
+        self.hailuo_task_id = hailuo_task_id
+        self.deadline = deadline
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.errors = 0
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:  # pragma: no cover - never persisted
+        return ("benchmarks.BareTaskTrigger", {"hailuo_task_id": self.hailuo_task_id})
+
+    @classmethod
+    def shared_session(cls) -> aiohttp.ClientSession:
+        if cls.session is None:
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=CONNECTIONS_PER_HOST, ttl_dns_cache=300)
+            cls.session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        return cls.session
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        settings = await HailuoHook().asettings()
+        call = dialect_for(settings.api, settings.base_url, group_id=settings.group_id).read_call(
+            self.hailuo_task_id
+        )
+        url, params = settings.url(call.path), dict(call.params)
+        headers = {**settings.auth_header, "User-Agent": USER_AGENT}
+        session = self.shared_session()
+        while True:
+            eta = None
+            try:
+                async with session.get(url, params=params, headers=headers) as response:
+                    body = await response.read()
+                if response.status == 200:
+                    task = json.loads(body)["task"]
+                    if task["status"] in ("TASK_STATUS_SUCCEED", "TASK_STATUS_FAILED"):
+                        yield TriggerEvent({"status": task["status"]})
+                        return
+                    eta = task.get("eta")
+                else:
+                    self.errors += 1
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError, KeyError):
+                self.errors += 1
+            if time.time() > self.deadline:
+                yield TriggerEvent({"status": "timeout"})
+                return
+            await asyncio.sleep(next_poll_delay(eta, self.poll_interval, self.max_poll_interval))
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     with open(args.ids) as handle:
         task_ids: list[str] = json.load(handle)[: args.n]
@@ -125,6 +184,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 poll_interval=args.poll_interval,
                 max_poll_interval=args.max_poll_interval,
             )
+        if args.mode == "bare":
+            return BareTaskTrigger(task_id, deadline, args.poll_interval, args.max_poll_interval)
         return NaiveTaskTrigger(task_id, deadline, args.poll_interval)
 
     async def run_one(task_id: str) -> None:
@@ -151,6 +212,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     for task in [*runs, tick_task, stopper]:
         task.cancel()
     await asyncio.gather(*runs, tick_task, stopper, return_exceptions=True)
+    if BareTaskTrigger.session is not None:
+        await BareTaskTrigger.session.close()
     return {
         "mode": args.mode,
         "n": len(task_ids),
@@ -167,7 +230,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=("product", "naive"), required=True)
+    parser.add_argument("--mode", choices=("product", "naive", "bare"), required=True)
     parser.add_argument("--ids", required=True)
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--poll-interval", type=float, required=True)

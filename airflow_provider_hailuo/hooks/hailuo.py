@@ -310,7 +310,6 @@ class HailuoHook(BaseHook):
         import aiohttp  # only the triggerer pays for importing aiohttp, not every worker task
 
         from airflow_provider_hailuo.hooks.async_session import shared_client_session
-        from airflow_provider_hailuo.hooks.wire import aiohttp_transport_error
 
         settings = await self.asettings()
         timeout = aiohttp.ClientTimeout(sock_connect=self.timeout[0], total=sum(self.timeout))
@@ -331,6 +330,10 @@ class HailuoHook(BaseHook):
                         ) as response:
                             status, headers, body = response.status, response.headers, await response.read()
                     except (TimeoutError, aiohttp.ClientError) as err:
+                        # Imported on failure only: wire.py brings requests and urllib3, which a
+                        # triggerer's first read would otherwise import on the event loop.
+                        from airflow_provider_hailuo.hooks.wire import aiohttp_transport_error
+
                         raise aiohttp_transport_error(err, settings.base_url) from err
                     return parse(status, headers, body)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover

@@ -209,6 +209,7 @@ class HailuoTaskTrigger(BaseTrigger):
             await asyncio.sleep(max(0.0, min(self.first_poll_at, self.deadline) - time.time()))
         while True:
             read: TaskResult | BaseException
+            status_before = last.status if last else None
             try:
                 read = last = await self.hook.aget_task_result(self.hailuo_task_id)
             except Exception as err:
@@ -238,10 +239,14 @@ class HailuoTaskTrigger(BaseTrigger):
                 if verdict.outcome is WaitOutcome.FATAL:
                     yield self._event(WaitOutcome.FATAL, message=verdict.message)
                     return
-                if read.known_status:
+                if not read.known_status:
+                    self.log.warning("Hailuo %s (unknown status, still waiting)", read.describe())
+                elif read.status != status_before:
                     self.log.info("Hailuo %s", read.describe())
                 else:
-                    self.log.warning("Hailuo %s (unknown status, still waiting)", read.describe())
+                    # The same status again: a line per read would be the trigger's largest cost
+                    # per read (benchmarks/RESULTS.md, section 1b); the progress stays at DEBUG.
+                    self.log.debug("Hailuo %s", read.describe())
 
             now = time.time()
             if now >= self.deadline:

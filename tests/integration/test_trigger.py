@@ -398,3 +398,43 @@ def test_a_rotated_key_is_looked_up_again_on_401(emulator, monkeypatch):
 
     assert asyncio.run(wait_after_rotation())["status"] == "success"
     assert emulator.counters()["status_401"] == 1
+
+
+def test_a_progress_line_is_info_when_the_status_changes_and_debug_while_it_stays(monkeypatch):
+    """One INFO line per status (a line per read was the trigger's largest cost per read)."""
+    from unittest import mock
+
+    from airflow_provider_hailuo.api import TaskResult, TaskState, Video
+
+    reads = iter(
+        [
+            TaskResult(task_id="t1", status="TASK_STATUS_QUEUED", state=TaskState.QUEUED),
+            TaskResult(task_id="t1", status="TASK_STATUS_PROCESSING", state=TaskState.PROCESSING, eta=1),
+            TaskResult(
+                task_id="t1", status="TASK_STATUS_PROCESSING", state=TaskState.PROCESSING, progress_percent=50
+            ),
+            TaskResult(
+                task_id="t1",
+                status="TASK_STATUS_SUCCEED",
+                state=TaskState.SUCCEEDED,
+                videos=(Video(url="https://example.invalid/v.mp4"),),
+            ),
+        ]
+    )
+
+    async def read(self, task_id):
+        return next(reads)
+
+    monkeypatch.setattr(HailuoHook, "aget_task_result", read)
+    trigger = make_trigger("t1", poll_interval=0.01, max_poll_interval=0.01)
+    trigger._log = log = mock.Mock()
+    assert run_trigger(trigger)["status"] == "success"
+    info = [call.args[1] for call in log.info.call_args_list]
+    debug = [call.args[1] for call in log.debug.call_args_list]
+    assert info == [
+        "task t1: TASK_STATUS_QUEUED",
+        "task t1: TASK_STATUS_PROCESSING, eta 1s",
+        "task t1: TASK_STATUS_SUCCEED",
+    ]
+    assert debug == ["task t1: TASK_STATUS_PROCESSING, 50%"]
+    log.warning.assert_not_called()
