@@ -109,6 +109,16 @@ PIPELINES = (
         "generate",
         available=_generate_operator_exists,
     ),
+    # (a)'s three tasks with the sensor resuming on a worker after the wait (end_from_trigger=False).
+    Pipeline(
+        "a-resume",
+        "(a-resume) (a), sensor resumes",
+        "hailuo_bench_resume",
+        BENCH_DIR / "dags",
+        "generate.download",
+    ),
+    # Airflow's own floor: three no-op mapped tasks per video (the shape of (a), no Hailuo call).
+    Pipeline("floor", "(floor) 3 no-op tasks", "hailuo_bench_floor", BENCH_DIR / "dags", "land"),
 )
 
 
