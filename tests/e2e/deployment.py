@@ -501,7 +501,10 @@ class AirflowDeployment:
 
     def triggers(self) -> dict[int, dict[str, Any]]:
         """``{trigger id: {"classpath", "kwargs" (decrypted, deserialized), "triggerer_id"}}``."""
-        from airflow.sdk.serde import deserialize
+        try:
+            from airflow.sdk.serde import deserialize
+        except ImportError:  # before Airflow 3.2
+            from airflow.serialization.serde import deserialize  # type: ignore[no-redef]
 
         triggers = {}
         for row in self.query("SELECT id, classpath, kwargs, triggerer_id FROM trigger"):
