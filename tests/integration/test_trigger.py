@@ -318,12 +318,23 @@ def test_the_key_is_in_no_kwargs_event_or_log_of_the_trigger(monkeypatch, caplog
 
 
 def test_no_blocking_call_in_the_event_loop(hailuo_conn, caplog):
-    task_id = submit()
-    with caplog.at_level(logging.WARNING, logger="asyncio"):
-        event = run_trigger(make_trigger(task_id), debug=True)
-    assert event["status"] == "success"
-    slow = [r.getMessage() for r in caplog.records if r.name == "asyncio" and "took" in r.getMessage()]
-    assert slow == []
+    """
+    No step of a wait holds the loop over 50 ms. A blocking call does so in every wait; a machine
+    too busy to run the loop in time (CI runs the version matrix's lines at once) in one wait, not
+    in three in a row.
+    """
+    slow_waits = []
+    for _ in range(3):
+        caplog.clear()
+        task_id = submit()
+        with caplog.at_level(logging.WARNING, logger="asyncio"):
+            event = run_trigger(make_trigger(task_id), debug=True)
+        assert event["status"] == "success"
+        slow = [r.getMessage() for r in caplog.records if r.name == "asyncio" and "took" in r.getMessage()]
+        if not slow:
+            return
+        slow_waits.append(slow)
+    pytest.fail(f"every wait held the loop over 50 ms: {slow_waits}")
 
 
 def test_many_waits_share_kept_alive_connections(hailuo_conn, monkeypatch):
